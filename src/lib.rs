@@ -3,5 +3,7 @@
 //!
 //! Module map:
 //! - [`clock`]: the injectable source of "now".
+//! - [`sim`]: the Graph + Halo simulator used by tests and the demo.
 
 pub mod clock;
+pub mod sim;

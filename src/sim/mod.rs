@@ -1,0 +1,10 @@
+//! A stateful simulator of the parts of the Microsoft identity platform,
+//! Microsoft Graph v1.0 and the HaloITSM API that halosync uses.
+//!
+//! Tests and `halosync demo` point the real daemon at it; it must never be
+//! reachable from production code paths.
+//!
+//! - [`faults`]: latency, fault injection and rolling request budgets shared by
+//!   both simulated upstreams.
+
+pub mod faults;
