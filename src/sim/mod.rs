@@ -6,5 +6,8 @@
 //!
 //! - [`faults`]: latency, fault injection and rolling request budgets shared by
 //!   both simulated upstreams.
+//! - [`token`]: JWT-shaped access tokens shared by the identity, Graph and
+//!   Halo simulators.
 
 pub mod faults;
+pub mod token;
