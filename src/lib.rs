@@ -2,8 +2,14 @@
 //! calendars (Microsoft Graph), run as a self-hosted daemon.
 //!
 //! Module map:
+//! - [`cli`]: the `halosync` command tree.
+//! - [`logging`]: log filtering and formats.
+//! - [`config`]: the TOML schema, validation and secret loading.
 //! - [`clock`]: the injectable source of "now".
 //! - [`sim`]: the Graph + Halo simulator used by tests and the demo.
 
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod logging;
 pub mod sim;
