@@ -9,7 +9,11 @@ use common::{Workspace, halosync, run, stderr, stdout};
 fn the_example_config_passes_once_its_secret_files_exist() {
     let workspace = Workspace::new();
     let config = workspace.example_config();
-    let output = run(halosync().arg("check-config").arg("--config").arg(&config));
+    let output = run(workspace
+        .halosync()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config));
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let out = stdout(&output);
     assert!(out.contains(": OK: Halo https://acme.haloitsm.com/; 1 Exchange connection: main (application, global)"), "{out}");
@@ -28,7 +32,11 @@ fn every_problem_is_reported_at_once_with_its_line_and_exit_code_2() {
         .replace("pull = \"0 */5 * * * *\"", "pull = \"every five minutes\"")
         .replace("scope = \"all\"", "scope = \"all\"\nscopes = \"all\"");
     let config = workspace.write_private("broken.toml", &broken);
-    let output = run(halosync().arg("check-config").arg("-c").arg(&config));
+    let output = run(workspace
+        .halosync()
+        .arg("check-config")
+        .arg("-c")
+        .arg(&config));
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
     let line = |needle: &str| {
@@ -68,14 +76,16 @@ fn every_problem_is_reported_at_once_with_its_line_and_exit_code_2() {
 fn the_config_path_comes_from_halosync_config_unless_given() {
     let workspace = Workspace::new();
     let config = workspace.example_config();
-    let output = run(halosync()
+    let output = run(workspace
+        .halosync()
         .arg("check-config")
         .env("HALOSYNC_CONFIG", &config));
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stdout(&output).starts_with(&config.display().to_string()));
 
     let missing = workspace.path("nowhere.toml");
-    let output = run(halosync()
+    let output = run(workspace
+        .halosync()
         .arg("check-config")
         .arg("--config")
         .arg(&missing)

@@ -441,10 +441,16 @@ fn the_example_config_documents_every_key_and_is_valid_with_its_secrets() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml"))
             .expect("config.example.toml");
     let dir = Dir::new();
-    std::fs::create_dir(dir.path("secrets")).expect("mkdir");
-    dir.secret("secrets/halo_client_secret", HALO_SECRET, 0o600);
-    dir.secret("secrets/graph_client_secret", GRAPH_SECRET, 0o600);
-    let loaded = dir.load(&example).expect("the example is valid");
+    let env = Environment::fixed([(
+        "CREDENTIALS_DIRECTORY",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/credentials")
+            .display()
+            .to_string(),
+    )]);
+    let loaded = dir
+        .load_with(&example, None, &env)
+        .expect("the example is valid");
     assert_eq!(loaded.config.connections[0].name, "main");
     // Every optional key the example shows commented out must be valid too.
     let uncommented: String = example
@@ -469,7 +475,7 @@ fn the_example_config_documents_every_key_and_is_valid_with_its_secrets() {
         "token_key_file = \"token.key\"",
     );
     let loaded = dir
-        .load(&uncommented)
+        .load_with(&uncommented, None, &env)
         .expect("the example with every key set is valid");
     assert!(loaded.config.webhook.public_url.is_some());
     assert_eq!(

@@ -19,9 +19,9 @@ impl Workspace {
         let workspace = Self {
             dir: tempfile::tempdir().expect("tempdir"),
         };
-        std::fs::create_dir(workspace.path("secrets")).expect("mkdir secrets");
-        workspace.write_private("secrets/halo_client_secret", HALO_SECRET);
-        workspace.write_private("secrets/graph_client_secret", GRAPH_SECRET);
+        std::fs::create_dir(workspace.path("credentials")).expect("mkdir credentials");
+        workspace.write_private("credentials/halo_client_secret", HALO_SECRET);
+        workspace.write_private("credentials/graph_client_secret", GRAPH_SECRET);
         workspace
     }
 
@@ -53,7 +53,18 @@ pub fn repo_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
 }
 
-/// `halosync` with a clean environment: no inherited RUST_LOG or config path.
+impl Workspace {
+    /// `halosync` as systemd would start it: the workspace's credentials
+    /// directory in `$CREDENTIALS_DIRECTORY`.
+    pub fn halosync(&self) -> Command {
+        let mut command = halosync();
+        command.env("CREDENTIALS_DIRECTORY", self.path("credentials"));
+        command
+    }
+}
+
+/// `halosync` with a clean environment: no inherited RUST_LOG, config path or
+/// credentials.
 pub fn halosync() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_halosync"));
     command
