@@ -100,6 +100,31 @@ proptest! {
             Err(other) => prop_assert!(false, "unexpected {other}"),
         }
     }
+
+    /// Every problem at once: two wrongly typed values anywhere (even in the
+    /// same section) are both reported, each at its own line.
+    #[test]
+    fn two_wrong_types_are_both_reported_at_their_lines(first in 0usize..40, second in 0usize..40) {
+        let lines: Vec<&str> = VALID.lines().collect();
+        let keyed: Vec<usize> = (0..lines.len()).filter(|i| lines[*i].contains(" = ")).collect();
+        let (a, b) = (keyed[first % keyed.len()], keyed[second % keyed.len()]);
+        prop_assume!(a != b);
+        let mut mutated: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        for i in [a, b] {
+            let (key, _) = lines[i].split_once(" = ").expect("key = value");
+            mutated[i] = format!("{key} = {{ wrong = 1 }}");
+        }
+        let Err(ConfigError::Invalid { diagnostics, .. }) = load(&mutated.join("\n")) else {
+            return Err(TestCaseError::fail("expected findings"));
+        };
+        for i in [a, b] {
+            prop_assert!(
+                diagnostics.iter().any(|d| d.severity == config::Severity::Error
+                    && d.location.map(|l| l.line) == Some(i + 1)),
+                "no error at line {} ({}): {:?}", i + 1, lines[i], diagnostics
+            );
+        }
+    }
 }
 
 #[test]

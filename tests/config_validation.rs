@@ -164,11 +164,15 @@ fn unknown_key_bad_url_and_bad_cron_are_all_reported_with_their_lines() {
 }
 
 #[test]
-fn type_errors_name_the_key_and_line_and_do_not_hide_other_sections() {
+fn type_errors_name_the_key_and_line_and_hide_nothing_else() {
     let dir = Dir::new();
-    let text = minimal() + "\n[sync]\nwindow_days_past = \"ten\"\n\n[log]\nformat = \"xml\"\n";
+    let text = minimal().replace(
+        "client_secret_file = \"halo.secret\"",
+        "client_secret = 987654321",
+    ) + "\n[sync]\nwindow_days_past = \"ten\"\nsync_location = \"yes\"\n\n[log]\nformat = \"xml\"\n";
     let found = errors(dir.load(&text));
     let report = rendered(&found);
+    assert_eq!(found.len(), 4, "{report}");
     assert!(
         report.contains(&format!(
             "halosync.toml:{}:20: error: sync.window_days_past: invalid type: string \"ten\", expected a whole number",
@@ -176,10 +180,17 @@ fn type_errors_name_the_key_and_line_and_do_not_hide_other_sections() {
         )),
         "{report}"
     );
-    assert!(
-        report.contains("log.format: unknown value `xml`; expected one of `text`, `json`"),
-        "{report}"
-    );
+    for expected in [
+        "sync.sync_location: invalid type: string \"yes\", expected true or false",
+        "log.format: unknown value `xml`; expected one of `text`, `json`",
+        "halo.client_secret: expected a string, found integer (the value is not shown",
+    ] {
+        assert!(
+            report.contains(expected),
+            "missing `{expected}` in\n{report}"
+        );
+    }
+    assert!(!report.contains("987654321"), "{report}");
 }
 
 #[test]

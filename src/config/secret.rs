@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 
 use super::diagnostic::{Diagnostic, KeyPath, Seg, display_path};
-use super::raw::RawSecret;
 
 /// Where environment variables come from: the process, or a fixed map in tests.
 ///
@@ -47,6 +46,25 @@ impl Environment {
     }
 }
 
+/// Where one secret comes from, as written in the config (at most one should
+/// be set; [`resolve`] says so otherwise).
+#[derive(Debug, Default)]
+pub struct SecretSource {
+    pub inline: Option<SecretString>,
+    pub file: Option<String>,
+    pub env: Option<String>,
+    pub credential: Option<String>,
+}
+
+/// The key of a secret's `_file`, `_env` or `_credential` variant.
+pub fn suffixed(base: &KeyPath, suffix: &str) -> KeyPath {
+    let mut key = base.clone();
+    if let Some(Seg::Key(last)) = key.last_mut() {
+        last.push_str(suffix);
+    }
+    key
+}
+
 /// What kind of secret a key holds, which decides how its file is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretKind {
@@ -72,19 +90,13 @@ pub struct SecretContext<'a> {
 /// `halo.client_secret`); the `_file`, `_env` and `_credential` variants are
 /// named after it in findings.
 pub fn resolve(
-    raw: RawSecret,
+    raw: SecretSource,
     base: &KeyPath,
     kind: SecretKind,
     context: &SecretContext<'_>,
 ) -> Result<SecretString, Diagnostic> {
     let name = display_path(base);
-    let variant = |suffix: &str| {
-        let mut key = base.clone();
-        if let Some(Seg::Key(last)) = key.last_mut() {
-            last.push_str(suffix);
-        }
-        key
-    };
+    let variant = |suffix: &str| suffixed(base, suffix);
     let suffixes: &[&str] = match kind {
         SecretKind::Text => &["_file", "_credential", "_env", ""],
         SecretKind::PemPrivateKey => &["_file", "_credential"],

@@ -247,7 +247,7 @@ impl<'a> Source<'a> {
 }
 
 /// Serde names Rust types ("expected i64"); say what a TOML writer would.
-fn plain_types(message: &str) -> String {
+pub(super) fn plain_types(message: &str) -> String {
     message
         .replace("expected i64", "expected a whole number")
         .replace("expected u32", "expected a whole number")
@@ -256,7 +256,7 @@ fn plain_types(message: &str) -> String {
 }
 
 /// Keys whose values must never be echoed, even in an error.
-fn holds_secret(path: &[Seg]) -> bool {
+pub(super) fn holds_secret(path: &[Seg]) -> bool {
     path.iter().any(|seg| {
         matches!(seg, Seg::Key(k) if k.contains("secret") || k.starts_with("token_key") || k.contains("certificate"))
     })

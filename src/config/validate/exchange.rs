@@ -78,11 +78,11 @@ impl Checker<'_, '_> {
             Cloud::Global,
             &Cloud::ALL.map(|c| (c.as_str(), c)),
         );
-        let login_url = match raw.login_url.take() {
+        let login_url = match self.field(&key_in(key, "login_url"), raw.login_url.take()) {
             Some(v) => self.url(key_in(key, "login_url"), v.trim()),
             None => Url::parse(cloud.login_url()).ok(),
         };
-        let graph_url = match raw.graph_url.take() {
+        let graph_url = match self.field(&key_in(key, "graph_url"), raw.graph_url.take()) {
             Some(v) => self.url(key_in(key, "graph_url"), v.trim()),
             None => Url::parse(cloud.graph_url()).ok(),
         };
@@ -134,9 +134,8 @@ impl Checker<'_, '_> {
             self.secret(secret, key_in(key, "client_secret"), SecretKind::Text)
                 .map(ClientCredential::Secret)
         };
-        let owner_override = raw
-            .owner_override
-            .take()
+        let owner_override = self
+            .field(&key_in(key, "owner_override"), raw.owner_override.take())
             .and_then(|v| self.email(key_in(key, "owner_override"), &v));
         let agents = self.agent_scope(key_in(key, "agents"), raw.agents.take(), single);
         Some(ConnectionConfig {
@@ -148,9 +147,13 @@ impl Checker<'_, '_> {
             tenant_id: tenant_id?,
             client_id: client_id?,
             credential: credential?,
-            immutable_ids: raw.immutable_ids.unwrap_or(true),
+            immutable_ids: self.flag(key_in(key, "immutable_ids"), raw.immutable_ids, true),
             owner_override,
-            update_scheduler_appointment: raw.update_scheduler_appointment.unwrap_or(false),
+            update_scheduler_appointment: self.flag(
+                key_in(key, "update_scheduler_appointment"),
+                raw.update_scheduler_appointment,
+                false,
+            ),
             agents: agents?,
         })
     }
@@ -158,7 +161,7 @@ impl Checker<'_, '_> {
     fn agent_scope(
         &mut self,
         key: KeyPath,
-        raw: Option<RawAgentScope>,
+        raw: Option<toml::Value>,
         single: bool,
     ) -> Option<AgentScope> {
         match raw {
@@ -167,8 +170,8 @@ impl Checker<'_, '_> {
                 self.error(key, "missing: with several connections each must say which agents it serves (\"all\", \"@domain\" or a list of e-mails)");
                 None
             }
-            Some(RawAgentScope::Word(word)) if word == "all" => Some(AgentScope::All),
-            Some(RawAgentScope::Word(word)) => match word.strip_prefix('@') {
+            Some(toml::Value::String(word)) if word == "all" => Some(AgentScope::All),
+            Some(toml::Value::String(word)) => match word.strip_prefix('@') {
                 Some(domain) if is_domain(domain) => {
                     Some(AgentScope::Domain(domain.to_ascii_lowercase()))
                 }
@@ -180,7 +183,21 @@ impl Checker<'_, '_> {
                     None
                 }
             },
-            Some(RawAgentScope::List(list)) => {
+            Some(toml::Value::Array(items)) => {
+                let mut list = Vec::new();
+                for (index, item) in items.into_iter().enumerate() {
+                    match item {
+                        toml::Value::String(email) => list.push(email),
+                        other => {
+                            let mut item_key = key.clone();
+                            item_key.push(Seg::Index(index));
+                            self.error(
+                                item_key,
+                                format!("expected an e-mail address, found {}", other.type_str()),
+                            );
+                        }
+                    }
+                }
                 if list.is_empty() {
                     self.error(
                         key,
@@ -188,7 +205,17 @@ impl Checker<'_, '_> {
                     );
                     return None;
                 }
-                Some(AgentScope::List(self.emails(key, Some(list))))
+                Some(AgentScope::List(self.emails(key, Some(Field::Value(list)))))
+            }
+            Some(other) => {
+                self.error(
+                    key,
+                    format!(
+                        "expected \"all\", an \"@domain\" or a list of e-mails, found {}",
+                        other.type_str()
+                    ),
+                );
+                None
             }
         }
     }

@@ -36,7 +36,10 @@ impl Checker<'_, '_> {
             );
         }
         let auth_url = self.optional_url(key_in(&base, "auth_url"), raw.auth_url);
-        let tenant = match raw.tenant.map(|t| t.trim().to_string()) {
+        let tenant = match self
+            .field(&key_in(&base, "tenant"), raw.tenant)
+            .map(|t| t.trim().to_string())
+        {
             Some(t) if t.is_empty() => {
                 self.error(
                     key_in(&base, "tenant"),
@@ -51,7 +54,10 @@ impl Checker<'_, '_> {
             raw.client_id,
             "the Client ID from Configuration > Integrations > Halo API",
         );
-        let scope = match raw.scope.map(|s| s.trim().to_string()) {
+        let scope = match self
+            .field(&key_in(&base, "scope"), raw.scope)
+            .map(|s| s.trim().to_string())
+        {
             None => "all".to_string(),
             Some(s) if s.is_empty() => {
                 self.error(

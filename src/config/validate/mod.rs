@@ -16,11 +16,11 @@ mod sync;
 
 use super::diagnostic::{Diagnostic, Diagnostics, KeyPath, Seg, path};
 use super::raw::{
-    RawAdmin, RawAgentScope, RawConfig, RawConnection, RawHalo, RawLog, RawSchedule, RawStore,
+    Field, RawAdmin, RawConfig, RawConnection, RawHalo, RawLog, RawSchedule, RawSecret, RawStore,
     RawSync, RawWebhook,
 };
-use super::secret::{self, SecretContext, SecretKind};
-use super::source::Source;
+use super::secret::{self, SecretContext, SecretKind, SecretSource};
+use super::source::{self, Source};
 use super::*;
 
 struct Checker<'a, 'b> {
@@ -125,13 +125,43 @@ impl Checker<'_, '_> {
         self.found.push(diagnostic.at(location));
     }
 
-    fn required(&mut self, key: KeyPath, value: Option<String>, example: &str) -> Option<String> {
-        match value.map(|v| v.trim().to_string()) {
+    /// Unwraps a value as written, reporting a wrong type like any other
+    /// finding (without quoting it when the key holds a secret).
+    fn field<T>(&mut self, key: &KeyPath, value: Option<Field<T>>) -> Option<T> {
+        match value? {
+            Field::Value(value) => Some(value),
+            Field::WrongType { found, message } => {
+                let message = if source::holds_secret(key) {
+                    format!(
+                        "expected a string, found {found} (the value is not shown because this key holds a secret)"
+                    )
+                } else {
+                    source::plain_types(&message)
+                };
+                self.error(key.clone(), message);
+                None
+            }
+        }
+    }
+
+    fn flag(&mut self, key: KeyPath, value: Option<Field<bool>>, default: bool) -> bool {
+        self.field(&key, value).unwrap_or(default)
+    }
+
+    fn required(
+        &mut self,
+        key: KeyPath,
+        value: Option<Field<String>>,
+        example: &str,
+    ) -> Option<String> {
+        let given = value.is_some();
+        match self.field(&key, value).map(|v| v.trim().to_string()) {
             Some(v) if !v.is_empty() => Some(v),
             Some(_) => {
                 self.error(key, format!("must not be empty (e.g. {example})"));
                 None
             }
+            None if given => None,
             None => {
                 self.error(key, format!("missing (e.g. {example})"));
                 None
@@ -178,18 +208,19 @@ impl Checker<'_, '_> {
         Some(url)
     }
 
-    fn optional_url(&mut self, key: KeyPath, value: Option<String>) -> Option<Url> {
-        self.url(key.clone(), value?.trim()).or(None)
+    fn optional_url(&mut self, key: KeyPath, value: Option<Field<String>>) -> Option<Url> {
+        let value = self.field(&key, value)?;
+        self.url(key, value.trim())
     }
 
     fn choice<T: Copy>(
         &mut self,
         key: KeyPath,
-        value: Option<String>,
+        value: Option<Field<String>>,
         default: T,
         options: &[(&str, T)],
     ) -> T {
-        let Some(value) = value else {
+        let Some(value) = self.field(&key, value) else {
             return default;
         };
         if let Some((_, choice)) = options.iter().find(|(name, _)| *name == value) {
@@ -209,12 +240,12 @@ impl Checker<'_, '_> {
     fn number(
         &mut self,
         key: KeyPath,
-        value: Option<i64>,
+        value: Option<Field<i64>>,
         default: u32,
         range: RangeInclusive<i64>,
         unit: &str,
     ) -> u32 {
-        let Some(value) = value else {
+        let Some(value) = self.field(&key, value) else {
             return default;
         };
         match u32::try_from(value) {
@@ -246,9 +277,10 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn emails(&mut self, key: KeyPath, values: Option<Vec<String>>) -> Vec<String> {
+    fn emails(&mut self, key: KeyPath, values: Option<Field<Vec<String>>>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for (index, value) in values.unwrap_or_default().iter().enumerate() {
+        let values = self.field(&key, values).unwrap_or_default();
+        for (index, value) in values.iter().enumerate() {
             let mut item = key.clone();
             item.push(Seg::Index(index));
             if let Some(email) = self.email(item.clone(), value) {
@@ -262,13 +294,18 @@ impl Checker<'_, '_> {
         out
     }
 
-    fn secret(
-        &mut self,
-        raw: super::raw::RawSecret,
-        key: KeyPath,
-        kind: SecretKind,
-    ) -> Option<SecretString> {
-        match secret::resolve(raw, &key, kind, self.secrets) {
+    fn secret(&mut self, raw: RawSecret, key: KeyPath, kind: SecretKind) -> Option<SecretString> {
+        let errors_before = self.found.error_count();
+        let source = SecretSource {
+            inline: self.field(&key, raw.inline),
+            file: self.field(&secret::suffixed(&key, "_file"), raw.file),
+            env: self.field(&secret::suffixed(&key, "_env"), raw.env),
+            credential: self.field(&secret::suffixed(&key, "_credential"), raw.credential),
+        };
+        if self.found.error_count() > errors_before {
+            return None;
+        }
+        match secret::resolve(source, &key, kind, self.secrets) {
             Ok(value) => Some(value),
             Err(diagnostic) => {
                 self.report(diagnostic);

@@ -3,8 +3,10 @@
 use super::*;
 
 impl Checker<'_, '_> {
-    fn socket(&mut self, key: KeyPath, value: Option<String>, default: &str) -> SocketAddr {
-        let text = value.unwrap_or_else(|| default.to_string());
+    fn socket(&mut self, key: KeyPath, value: Option<Field<String>>, default: &str) -> SocketAddr {
+        let text = self
+            .field(&key, value)
+            .unwrap_or_else(|| default.to_string());
         match text.trim().parse::<SocketAddr>() {
             Ok(addr) => addr,
             Err(_) => {
@@ -17,8 +19,10 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn url_path(&mut self, key: KeyPath, value: Option<String>, default: &str) -> String {
-        let value = value.unwrap_or_else(|| default.to_string());
+    fn url_path(&mut self, key: KeyPath, value: Option<Field<String>>, default: &str) -> String {
+        let value = self
+            .field(&key, value)
+            .unwrap_or_else(|| default.to_string());
         let valid = value.starts_with('/')
             && value.len() > 1
             && !value.contains(['?', '#', ' '])
@@ -38,11 +42,9 @@ impl Checker<'_, '_> {
         connections: &[ConnectionConfig],
     ) -> WebhookConfig {
         let base = path(&["webhook"]);
-        let enabled = raw.enabled.unwrap_or(false);
+        let enabled = self.flag(key_in(&base, "enabled"), raw.enabled, false);
         let listen = self.socket(key_in(&base, "listen"), raw.listen, "127.0.0.1:8780");
-        let public_url = raw
-            .public_url
-            .and_then(|v| self.url(key_in(&base, "public_url"), v.trim()));
+        let public_url = self.optional_url(key_in(&base, "public_url"), raw.public_url);
         if enabled {
             match &public_url {
                 None => self.error(key_in(&base, "public_url"), "missing: webhooks need the public https address Graph can reach (e.g. \"https://halosync.contoso.com\")"),
@@ -113,9 +115,8 @@ impl Checker<'_, '_> {
         connections: &[ConnectionConfig],
     ) -> StoreConfig {
         let base = path(&["store"]);
-        let path_value = raw
-            .path
-            .take()
+        let path_value = self
+            .field(&key_in(&base, "path"), raw.path.take())
             .unwrap_or_else(|| "/var/lib/halosync/halosync.db".to_string());
         let db_path = self.secrets.config_dir.join(path_value.trim());
         if path_value.trim().is_empty() {
@@ -134,7 +135,7 @@ impl Checker<'_, '_> {
         }
         let request_log_retention_days = self.number(
             key_in(&base, "request_log_retention_days"),
-            raw.request_log_retention_days,
+            raw.request_log_retention_days.take(),
             14,
             1..=3650,
             "days",
@@ -168,7 +169,9 @@ impl Checker<'_, '_> {
 
     pub(super) fn log(&mut self, raw: RawLog) -> LogConfig {
         let base = path(&["log"]);
-        let level = raw.level.unwrap_or_else(|| "info".to_string());
+        let level = self
+            .field(&key_in(&base, "level"), raw.level)
+            .unwrap_or_else(|| "info".to_string());
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&level) {
             self.error(key_in(&base, "level"), format!("`{level}` is not a log filter ({e}); use e.g. \"info\" or \"halosync=debug,info\""));
         }

@@ -3,8 +3,15 @@
 use super::*;
 
 impl Checker<'_, '_> {
-    fn schedule(&mut self, key: KeyPath, value: Option<String>, default: &str) -> CronSchedule {
-        let expression = value.unwrap_or_else(|| default.to_string());
+    fn schedule(
+        &mut self,
+        key: KeyPath,
+        value: Option<Field<String>>,
+        default: &str,
+    ) -> CronSchedule {
+        let expression = self
+            .field(&key, value)
+            .unwrap_or_else(|| default.to_string());
         match CronSchedule::parse(expression.trim()) {
             Ok(schedule) => schedule,
             Err(why) => {
@@ -82,7 +89,10 @@ impl Checker<'_, '_> {
             0..=1_000_000,
             "deletions",
         );
-        let max_fraction = match raw.max_delete_fraction {
+        let max_fraction = match self.field(
+            &key_in(&base, "max_delete_fraction"),
+            raw.max_delete_fraction,
+        ) {
             None => 0.25,
             Some(f) if f > 0.0 && f <= 1.0 => f,
             Some(f) => {
@@ -96,14 +106,13 @@ impl Checker<'_, '_> {
             }
         };
         let mut teams = Vec::new();
-        for (i, id) in raw
-            .teams_appointment_type_ids
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
+        let teams_key = key_in(&base, "teams_appointment_type_ids");
+        let team_ids = self
+            .field(&teams_key, raw.teams_appointment_type_ids)
+            .unwrap_or_default();
+        for (i, id) in team_ids.into_iter().enumerate() {
             if id <= 0 {
-                let mut key = key_in(&base, "teams_appointment_type_ids");
+                let mut key = teams_key.clone();
                 key.push(Seg::Index(i));
                 self.error(
                     key,
@@ -140,8 +149,12 @@ impl Checker<'_, '_> {
                 max_per_run,
                 max_fraction,
             },
-            import_as_private: raw.import_as_private.unwrap_or(false),
-            sync_location: raw.sync_location.unwrap_or(true),
+            import_as_private: self.flag(
+                key_in(&base, "import_as_private"),
+                raw.import_as_private,
+                false,
+            ),
+            sync_location: self.flag(key_in(&base, "sync_location"), raw.sync_location, true),
             teams_appointment_type_ids: teams,
             attendees,
             include_agents,
