@@ -1,6 +1,9 @@
 //! The simulated identity platform, driven over HTTP as halosync drives the
 //! real one.
 
+// Integration tests: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
