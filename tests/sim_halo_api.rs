@@ -9,15 +9,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use chrono::Duration;
-use halosync::clock::ShiftedClock;
+use halosync::clock::{Clock, ShiftedClock};
 use halosync::sim::halo::{HaloAction, HaloFaults, HaloSeed, HaloSim, HaloSimConfig, RateLimit};
-use halosync::sim::token::TokenAuthority;
+use halosync::sim::token::{Claims, TokenAuthority};
 use serde_json::{Value, json};
 
 struct Harness {
     /// `http://127.0.0.1:port/halo`
     base: String,
     clock: Arc<ShiftedClock>,
+    tokens: Arc<TokenAuthority>,
     sim: HaloSim,
     http: reqwest::Client,
     token: String,
@@ -27,10 +28,11 @@ async fn start() -> Harness {
     let clock = Arc::new(ShiftedClock::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/halo", listener.local_addr().unwrap());
+    let tokens = Arc::new(TokenAuthority::new());
     let sim = HaloSim::new(HaloSimConfig {
         public_base: url::Url::parse(&base).unwrap(),
         clock: clock.clone(),
-        tokens: Arc::new(TokenAuthority::new()),
+        tokens: tokens.clone(),
         tenant_id: Some("acme".into()),
     });
     let app = Router::new().nest("/halo", sim.router());
@@ -42,6 +44,7 @@ async fn start() -> Harness {
     let mut harness = Harness {
         base,
         clock,
+        tokens,
         sim,
         http,
         token: String::new(),
@@ -234,6 +237,25 @@ async fn the_api_refuses_missing_bad_expired_and_scopeless_tokens() {
         harness.get("/api/Appointment").await.0,
         401,
         "...but the API refuses it"
+    );
+
+    // A token from the same authority, but for Graph.
+    let now = harness.clock.now().timestamp();
+    harness.token = harness.tokens.mint(Claims {
+        aud: "https://graph.microsoft.com".into(),
+        tid: "acme".into(),
+        appid: "halosync".into(),
+        upn: None,
+        scp: Some("all".into()),
+        roles: Vec::new(),
+        iat: now,
+        exp: now + 3600,
+        epoch: 0,
+    });
+    assert_eq!(
+        harness.get("/api/Appointment").await.0,
+        401,
+        "wrong audience"
     );
 
     harness.token = good;

@@ -399,6 +399,11 @@ async fn refresh_rotates_and_the_old_token_works_until_revoked() {
     assert_eq!(status, 200, "{second}");
     let new = second["refresh_token"].as_str().unwrap();
     assert_ne!(new, old, "every use returns a fresh refresh token");
+    let debug = format!("{:?}", harness.sim);
+    assert!(
+        !debug.contains(old) && !debug.contains(new),
+        "refresh tokens stay out of Debug output"
+    );
     assert_eq!(
         harness.claims(&second).upn.as_deref(),
         Some("ada@contoso.com")

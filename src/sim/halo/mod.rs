@@ -18,6 +18,8 @@
 //!   a 429 carries no `Retry-After`;
 //! - a token requested without `scope` is issued but refused by the API, as
 //!   reported in the wild.
+//! - `/auth/token?tenant=` is accepted and not checked; the tenant only ends
+//!   up in the token.
 
 mod agents;
 pub mod appointment;

@@ -464,7 +464,7 @@ impl IdentitySim {
     fn authorize_redirect(&self, tenant: &str, query: &Form) -> Result<url::Url, OAuthError> {
         let client_id = param(query, "client_id")?;
         let redirect_uri = param(query, "redirect_uri")?;
-        let world_client = {
+        let client = {
             let world = self.world();
             identify_client(&world, tenant, client_id, None, false)?
         };
@@ -478,7 +478,7 @@ impl IdentitySim {
                 ),
             )
         };
-        if world_client
+        if client
             .redirect_uris
             .as_ref()
             .is_some_and(|allowed| !allowed.iter().any(|u| u == redirect_uri))
@@ -487,7 +487,7 @@ impl IdentitySim {
         }
         let mut target = url::Url::parse(redirect_uri).map_err(|_| untrusted())?;
         let state = query.get("state").cloned();
-        match self.consent(tenant, &world_client, redirect_uri, query) {
+        match self.consent(tenant, &client, redirect_uri, query) {
             Ok(code) => {
                 target.query_pairs_mut().append_pair("code", &code);
             }

@@ -210,7 +210,7 @@ struct RefreshGrant {
     revoked: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct World {
     apps: Vec<AppSeed>,
     users: Vec<String>,
@@ -218,6 +218,24 @@ struct World {
     refresh_tokens: HashMap<String, RefreshGrant>,
     access_token_lifetime_seconds: Option<i64>,
     interaction_required: Option<Users>,
+}
+
+/// Codes and refresh tokens are credentials: Debug shows only how many
+/// there are.
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("apps", &self.apps)
+            .field("users", &self.users)
+            .field("codes", &self.codes.len())
+            .field("refresh_tokens", &self.refresh_tokens.len())
+            .field(
+                "access_token_lifetime_seconds",
+                &self.access_token_lifetime_seconds,
+            )
+            .field("interaction_required", &self.interaction_required)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
