@@ -9,6 +9,8 @@
 //! Access tokens come from the shared [`TokenAuthority`]; refresh tokens and
 //! authorization codes are opaque strings remembered here.
 
+mod authorize;
+mod clients;
 mod grants;
 mod oauth_error;
 
@@ -191,8 +193,8 @@ struct PendingCode {
     client_id: String,
     tenant: String,
     redirect_uri: String,
-    scopes: grants::DelegatedScopes,
-    challenge: Option<grants::CodeChallenge>,
+    scopes: clients::DelegatedScopes,
+    challenge: Option<clients::CodeChallenge>,
     upn: String,
     issued_at: DateTime<Utc>,
     redeemed: bool,
@@ -204,7 +206,7 @@ struct RefreshGrant {
     client_id: String,
     tenant: String,
     upn: String,
-    scopes: grants::DelegatedScopes,
+    scopes: clients::DelegatedScopes,
     issued_at: DateTime<Utc>,
     last_used: DateTime<Utc>,
     revoked: bool,
@@ -282,7 +284,7 @@ impl IdentitySim {
         let error_body: ErrorBody = oauth_error::fault_body;
         Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(grants::token))
-            .route("/{tenant}/oauth2/v2.0/authorize", get(grants::authorize))
+            .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::authorize))
             .route_layer(from_fn_with_state(
                 (self.inner.faults.clone(), error_body),
                 faults::inject,
