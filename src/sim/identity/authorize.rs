@@ -45,16 +45,9 @@ impl IdentitySim {
                 target.query_pairs_mut().append_pair("code", &code);
             }
             Err(error) => {
-                let trace_id = uuid::Uuid::new_v4().to_string();
-                let correlation_id = uuid::Uuid::new_v4().to_string();
-                let timestamp = self.now().format("%Y-%m-%d %H:%M:%SZ").to_string();
                 target
                     .query_pairs_mut()
-                    .append_pair("error", error.error)
-                    .append_pair(
-                        "error_description",
-                        &error.description(&trace_id, &correlation_id, &timestamp),
-                    );
+                    .extend_pairs(error.redirect_params(self.now()));
             }
         }
         if let Some(state) = state {

@@ -29,7 +29,7 @@ use crate::sim::faults::{self, ErrorBody, FaultPlan, FaultSettings};
 use crate::sim::halo::request_log::{self, RequestLog};
 use crate::sim::token::TokenAuthority;
 
-pub use oauth_error::OAuthError;
+use oauth_error::OAuthError;
 
 /// Access-token lifetime when none is configured, as the platform usually
 /// reports it.

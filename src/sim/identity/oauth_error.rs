@@ -8,6 +8,23 @@ use serde_json::json;
 
 use crate::clock::{Clock, SystemClock};
 
+/// The ids and time the platform stamps on every error.
+struct Trace {
+    trace_id: String,
+    correlation_id: String,
+    timestamp: String,
+}
+
+impl Trace {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            trace_id: uuid::Uuid::new_v4().to_string(),
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+            timestamp: now.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        }
+    }
+}
+
 /// One token- or authorize-endpoint error, rendered exactly like Entra ID's:
 /// `error`, an `error_description` that starts with the AADSTS code and ends
 /// with the trace, correlation and timestamp lines, and `error_codes`.
@@ -56,24 +73,31 @@ impl OAuthError {
     }
 
     /// `error_description` as the platform writes it.
-    pub fn description(&self, trace_id: &str, correlation_id: &str, timestamp: &str) -> String {
+    fn description(&self, trace: &Trace) -> String {
         format!(
-            "AADSTS{}: {}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}",
-            self.code, self.message
+            "AADSTS{}: {}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}",
+            self.code, self.message, trace.trace_id, trace.correlation_id, trace.timestamp
         )
     }
 
+    /// `error` and `error_description`, for an error sent back through the
+    /// authorize redirect.
+    pub fn redirect_params(&self, now: DateTime<Utc>) -> [(&'static str, String); 2] {
+        [
+            ("error", self.error.to_owned()),
+            ("error_description", self.description(&Trace::new(now))),
+        ]
+    }
+
     pub fn to_body(&self, now: DateTime<Utc>) -> serde_json::Value {
-        let trace_id = uuid::Uuid::new_v4().to_string();
-        let correlation_id = uuid::Uuid::new_v4().to_string();
-        let timestamp = now.format("%Y-%m-%d %H:%M:%SZ").to_string();
+        let trace = Trace::new(now);
         json!({
             "error": self.error,
-            "error_description": self.description(&trace_id, &correlation_id, &timestamp),
+            "error_description": self.description(&trace),
             "error_codes": [self.code],
-            "timestamp": timestamp,
-            "trace_id": trace_id,
-            "correlation_id": correlation_id,
+            "timestamp": trace.timestamp,
+            "trace_id": trace.trace_id,
+            "correlation_id": trace.correlation_id,
         })
     }
 
