@@ -22,12 +22,12 @@
 //!   up in the token.
 
 mod agents;
-pub mod appointment;
+mod appointment;
 mod appointments_api;
 mod auth;
 mod errors;
 mod params;
-pub mod request_log;
+pub(crate) mod request_log;
 mod store;
 
 use std::collections::BTreeMap;
