@@ -8,6 +8,12 @@
 //!   both simulated upstreams.
 //! - [`token`]: JWT-shaped access tokens shared by the identity, Graph and
 //!   Halo simulators.
+//! - [`identity`]: the Microsoft identity platform (token and authorize
+//!   endpoints), mounted at `/login`.
+//! - [`halo`]: the HaloITSM API (auth, agents, appointments), mounted at
+//!   `/halo`.
 
 pub mod faults;
+pub mod halo;
+pub mod identity;
 pub mod token;
