@@ -58,10 +58,19 @@ pub enum TokenError {
 }
 
 /// Mints and verifies simulator access tokens.
-#[derive(Debug)]
 pub struct TokenAuthority {
     key: [u8; 32],
     epoch: AtomicU64,
+}
+
+impl std::fmt::Debug for TokenAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The signing key is what makes a token trustworthy: never printed.
+        f.debug_struct("TokenAuthority")
+            .field("key", &"[REDACTED]")
+            .field("epoch", &self.epoch())
+            .finish()
+    }
 }
 
 impl TokenAuthority {
@@ -212,5 +221,14 @@ mod tests {
         );
         authority.revoke_all();
         assert_eq!(authority.verify(&token, t0()), Err(TokenError::Revoked));
+    }
+
+    #[test]
+    fn debug_output_hides_the_signing_key() {
+        let authority = TokenAuthority::new();
+        let debug = format!("{authority:?}");
+        assert!(debug.contains("[REDACTED]"), "{debug}");
+        let key_bytes = format!("{:?}", authority.key);
+        assert!(!debug.contains(&key_bytes[1..20]), "{debug}");
     }
 }
