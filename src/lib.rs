@@ -5,11 +5,13 @@
 //! - [`cli`]: the `halosync` command tree.
 //! - [`logging`]: log filtering and formats.
 //! - [`config`]: the TOML schema, validation and secret loading.
+//! - [`cloud`]: Microsoft's clouds and their identity and Graph roots.
 //! - [`clock`]: the injectable source of "now".
 //! - [`sim`]: the Graph + Halo simulator used by tests and the demo.
 
 pub mod cli;
 pub mod clock;
+pub mod cloud;
 pub mod config;
 pub mod logging;
 pub mod sim;

@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use url::Url;
 
+pub use crate::cloud::Cloud;
 pub use diagnostic::{Diagnostic, KeyPath, Location, Seg, Severity, display_path};
 pub use secret::Environment;
 
@@ -75,51 +76,6 @@ impl ConnectionKind {
             Self::Application => "application",
             Self::Delegated => "delegated",
             Self::PerAgent => "per_agent",
-        }
-    }
-}
-
-/// The Microsoft cloud a tenant lives in (the guide's "Microsoft authority").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cloud {
-    Global,
-    /// US Government L4 (GCC High).
-    UsGov,
-    /// US Government L5 (DoD).
-    UsGovDod,
-    /// China, operated by 21Vianet.
-    China,
-}
-
-impl Cloud {
-    pub const ALL: [Cloud; 4] = [Cloud::Global, Cloud::UsGov, Cloud::UsGovDod, Cloud::China];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Global => "global",
-            Self::UsGov => "usgov",
-            Self::UsGovDod => "usgov-dod",
-            Self::China => "china",
-        }
-    }
-
-    /// The identity platform's authority host for this cloud.
-    pub fn login_url(self) -> &'static str {
-        match self {
-            Self::Global => "https://login.microsoftonline.com",
-            Self::UsGov | Self::UsGovDod => "https://login.microsoftonline.us",
-            Self::China => "https://login.partner.microsoftonline.cn",
-        }
-    }
-
-    /// The Microsoft Graph root for this cloud; also the audience of its
-    /// tokens (`<root>/.default`).
-    pub fn graph_url(self) -> &'static str {
-        match self {
-            Self::Global => "https://graph.microsoft.com",
-            Self::UsGov => "https://graph.microsoft.us",
-            Self::UsGovDod => "https://dod-graph.microsoft.us",
-            Self::China => "https://microsoftgraph.chinacloudapi.cn",
         }
     }
 }

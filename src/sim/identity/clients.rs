@@ -9,7 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
-use super::{Cloud, DEFAULT_APP_ROLES, OAuthError, World};
+use super::{DEFAULT_APP_ROLES, OAuthError, World};
+use crate::cloud::Cloud;
 
 /// The scopes that shape the sign-in rather than name a resource permission.
 const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
@@ -173,7 +174,7 @@ pub(super) fn app_only_cloud(client: &Client, scope: &str) -> Result<Cloud, OAut
         )
     };
     let resource = scope.strip_suffix("/.default").ok_or_else(invalid_scope)?;
-    let cloud = Cloud::from_graph_root(resource).ok_or_else(|| {
+    let cloud = Cloud::from_graph_url(resource).ok_or_else(|| {
         OAuthError::bad_request(
             "invalid_resource",
             500011,
@@ -215,7 +216,7 @@ pub(super) fn delegated_scopes(
         }
         let permission = match item.rsplit_once('/') {
             Some((root, permission)) => {
-                let named = Cloud::from_graph_root(root).ok_or_else(|| invalid(item))?;
+                let named = Cloud::from_graph_url(root).ok_or_else(|| invalid(item))?;
                 if cloud.is_some_and(|c| c != named) || permission.is_empty() {
                     return Err(invalid(item));
                 }

@@ -49,7 +49,7 @@ impl IdentitySim {
         let lifetime = self.access_token_lifetime(&world);
         let now = self.now();
         let access_token = self.inner.config.tokens.mint(Claims {
-            aud: cloud.graph_root().to_owned(),
+            aud: cloud.graph_url().to_owned(),
             tid: client.tenant,
             appid: client.client_id,
             upn: None,
@@ -194,7 +194,7 @@ impl IdentitySim {
         let lifetime = self.access_token_lifetime(world);
         let now = self.now();
         let access_token = self.inner.config.tokens.mint(Claims {
-            aud: grant.scopes.cloud.graph_root().to_owned(),
+            aud: grant.scopes.cloud.graph_url().to_owned(),
             tid: grant.tenant.clone(),
             appid: grant.client_id.clone(),
             upn: Some(grant.upn.clone()),

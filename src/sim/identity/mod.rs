@@ -25,6 +25,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;
+use crate::cloud::Cloud;
 use crate::sim::faults::{self, ErrorBody, FaultPlan, FaultSettings};
 use crate::sim::halo::request_log::{self, RequestLog};
 use crate::sim::token::TokenAuthority;
@@ -36,38 +37,6 @@ use oauth_error::OAuthError;
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME_SECONDS: i64 = 3599;
 /// Application permissions an app gets when its seed names none.
 pub const DEFAULT_APP_ROLES: [&str; 2] = ["Calendars.ReadWrite", "User.Read.All"];
-
-/// A national cloud: decides the Graph root an app's tokens are for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Cloud {
-    #[default]
-    Global,
-    Usgov,
-    UsgovDod,
-    China,
-}
-
-impl Cloud {
-    pub const ALL: [Cloud; 4] = [Cloud::Global, Cloud::Usgov, Cloud::UsgovDod, Cloud::China];
-
-    /// The cloud's Graph root, which is also the `aud` of its Graph tokens.
-    pub fn graph_root(self) -> &'static str {
-        match self {
-            Cloud::Global => "https://graph.microsoft.com",
-            Cloud::Usgov => "https://graph.microsoft.us",
-            Cloud::UsgovDod => "https://dod-graph.microsoft.us",
-            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
-        }
-    }
-
-    pub fn from_graph_root(root: &str) -> Option<Cloud> {
-        let root = root.trim_end_matches('/');
-        Cloud::ALL
-            .into_iter()
-            .find(|cloud| cloud.graph_root().eq_ignore_ascii_case(root))
-    }
-}
 
 /// How the composer builds the identity platform.
 #[derive(Debug, Clone)]
