@@ -16,4 +16,5 @@
 pub mod faults;
 pub mod halo;
 pub mod identity;
+pub mod request_log;
 pub mod token;

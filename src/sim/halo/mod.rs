@@ -27,7 +27,6 @@ mod appointments_api;
 mod auth;
 mod errors;
 mod params;
-pub(crate) mod request_log;
 mod store;
 
 use std::collections::BTreeMap;
@@ -44,11 +43,11 @@ use url::Url;
 
 use crate::clock::SharedClock;
 use crate::sim::faults::{self, ErrorBody, FaultPlan, FaultSettings, RollingWindow};
+use crate::sim::request_log::{self, RequestLog};
 use crate::sim::token::TokenAuthority;
 use agents::Agent;
 pub use appointment::{Appointment, AppointmentAgent, HaloDateTime};
 use errors::HaloError;
-use request_log::RequestLog;
 
 /// Halo's "unassigned" pseudo-agent, present in every agent list.
 pub const UNASSIGNED_AGENT_ID: i32 = 1;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::SharedClock;
 use crate::cloud::Cloud;
 use crate::sim::faults::{self, ErrorBody, FaultPlan, FaultSettings};
-use crate::sim::halo::request_log::{self, RequestLog};
+use crate::sim::request_log::{self, RequestLog};
 use crate::sim::token::TokenAuthority;
 
 use oauth_error::OAuthError;

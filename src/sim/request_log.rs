@@ -1,8 +1,5 @@
 //! Counts the requests a simulated upstream served, per route template, for
 //! `GET /_sim/state`.
-//!
-//! The identity side uses it too; it lives here only because this module was
-//! written first.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
