@@ -4,6 +4,8 @@
 //! Module map:
 //! - [`clock`]: the injectable source of "now".
 //! - [`sim`]: the Graph + Halo simulator used by tests and the demo.
+//! - [`store`]: the SQLite database: schema, migrations, single-owner lock, backups.
 
 pub mod clock;
 pub mod sim;
+pub mod store;
