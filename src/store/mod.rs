@@ -45,8 +45,11 @@ impl Store {
         let owner = OwnerLock::acquire(path)?;
         let mut conn = Connection::open(path)
             .map_err(|e| StoreError::sqlite("opening the database", path, e))?;
-        configure_for_writing(&conn, path)?;
+        configure_connection(&conn, path)?;
+        // Migrate before switching the journal mode, the one setting stored in
+        // the file: a newer binary's database is refused untouched.
         migrations::migrate(&mut conn, path)?;
+        enable_wal(&conn, path)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
@@ -231,27 +234,32 @@ fn ensure_parent_exists(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Durability settings for the owning connection.
+/// Per-connection settings of the owning connection; none is stored in the file.
 ///
-/// WAL lets `status` readers run beside the daemon; synchronous=FULL makes
-/// every commit survive a power cut, which matters more here than write speed
-/// (a lost link means a duplicated event).
-fn configure_for_writing(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// synchronous=FULL makes every commit survive a power cut, which matters
+/// more here than write speed (a lost link means a duplicated event).
+fn configure_connection(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let fail = |action: &str, e| StoreError::sqlite(action, path, e);
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| fail("setting the busy timeout", e))?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(|e| fail("switching to WAL journal mode", e))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::WalUnavailable {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(|e| fail("setting synchronous=FULL", e))?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(|e| fail("enabling foreign keys", e))?;
     Ok(())
+}
+
+/// WAL lets `status` readers run beside the daemon without blocking its writes.
+fn enable_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| StoreError::sqlite("switching to WAL journal mode", path, e))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(StoreError::WalUnavailable {
+            path: path.to_path_buf(),
+            mode,
+        })
+    }
 }
