@@ -137,6 +137,25 @@ fn a_database_from_a_newer_binary_is_refused_untouched() {
 }
 
 #[test]
+fn another_programs_database_is_not_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("notes.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (body TEXT)")
+        .unwrap();
+
+    let err = Store::open(&db).unwrap_err();
+    assert!(matches!(err, StoreError::NotHalosync { .. }), "{err:?}");
+    assert!(err.to_string().contains("notes.db"), "{err}");
+    let tables: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 1, "no halosync table may be added");
+}
+
+#[test]
 fn a_missing_directory_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("not-created");

@@ -41,6 +41,12 @@ pub enum StoreError {
     },
 
     #[error(
+        "{} has tables but no halosync schema version, so it is not a halosync database; check the database path",
+        path.display()
+    )]
+    NotHalosync { path: PathBuf },
+
+    #[error(
         "database {} is not initialised; check the path, or start the halosync service once to create it",
         path.display()
     )]

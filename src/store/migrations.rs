@@ -41,10 +41,16 @@ fn apply(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), 
             known,
         });
     }
-    for (version, sql) in (1..)
-        .zip(migrations)
-        .skip(usize::try_from(found).unwrap_or(0))
-    {
+    // Version 0 with tables means some other program's database: the path is
+    // wrong, and adding our tables to it would only hide that.
+    if found == 0 && has_tables(conn, path)? {
+        return Err(StoreError::NotHalosync {
+            path: path.to_path_buf(),
+        });
+    }
+    // halosync never writes a negative user_version; found is in 0..=known here.
+    let applied = usize::try_from(found).unwrap_or(0);
+    for (version, sql) in (1..).zip(migrations).skip(applied) {
         let action = format!("migrating the schema to version {version}");
         let fail = |e| StoreError::sqlite(action.clone(), path, e);
         let tx = conn
@@ -56,6 +62,15 @@ fn apply(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), 
         tx.commit().map_err(fail)?;
     }
     Ok(())
+}
+
+fn has_tables(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table')",
+        [],
+        |row| row.get(0),
+    )
+    .map_err(|e| StoreError::sqlite("listing the tables", path, e))
 }
 
 #[cfg(test)]

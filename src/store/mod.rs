@@ -208,7 +208,7 @@ impl IntegrityReport {
         self.problems.is_empty()
     }
 
-    /// One line per problem, as SQLite describes it.
+    /// One line per problem found.
     pub fn problems(&self) -> &[String] {
         &self.problems
     }
