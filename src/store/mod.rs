@@ -72,27 +72,12 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| StoreError::sqlite("setting the busy timeout", path, e))?;
         let found = migrations::schema_version(&conn, path)?;
-        let known = migrations::LATEST_VERSION;
-        match found {
-            0 => Err(StoreError::NotInitialised {
-                path: path.to_path_buf(),
-            }),
-            _ if found > known => Err(StoreError::SchemaTooNew {
-                path: path.to_path_buf(),
-                found,
-                known,
-            }),
-            _ if found < known => Err(StoreError::SchemaOutdated {
-                path: path.to_path_buf(),
-                found,
-                known,
-            }),
-            _ => Ok(Self {
-                conn,
-                path: path.to_path_buf(),
-                _owner: None,
-            }),
-        }
+        check_readable(path, found, migrations::LATEST_VERSION)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            _owner: None,
+        })
     }
 
     /// The schema version this binary creates and reads.
@@ -220,6 +205,17 @@ pub fn db_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A reader cannot migrate, so it accepts only the exact schema it was built for.
+fn check_readable(path: &Path, found: i64, known: i64) -> Result<(), StoreError> {
+    let path = path.to_path_buf();
+    match found {
+        0 => Err(StoreError::NotInitialised { path }),
+        _ if found > known => Err(StoreError::SchemaTooNew { path, found, known }),
+        _ if found < known => Err(StoreError::SchemaOutdated { path, found, known }),
+        _ => Ok(()),
+    }
+}
+
 /// SQLite would report a missing directory as "unable to open database file";
 /// name the directory instead.
 fn ensure_parent_exists(path: &Path) -> Result<(), StoreError> {
@@ -261,5 +257,46 @@ fn enable_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             path: path.to_path_buf(),
             mode,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_accepts_only_the_schema_it_was_built_for() {
+        let path = Path::new("/var/lib/halosync/halosync.db");
+        assert!(check_readable(path, 3, 3).is_ok());
+        assert!(matches!(
+            check_readable(path, 0, 3),
+            Err(StoreError::NotInitialised { .. })
+        ));
+        let outdated = check_readable(path, 2, 3).unwrap_err();
+        assert!(
+            matches!(
+                outdated,
+                StoreError::SchemaOutdated {
+                    found: 2,
+                    known: 3,
+                    ..
+                }
+            ),
+            "{outdated:?}"
+        );
+        assert!(
+            outdated
+                .to_string()
+                .contains("start the halosync service once"),
+            "{outdated}"
+        );
+        assert!(matches!(
+            check_readable(path, 4, 3),
+            Err(StoreError::SchemaTooNew {
+                found: 4,
+                known: 3,
+                ..
+            })
+        ));
     }
 }
