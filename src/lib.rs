@@ -8,6 +8,7 @@
 //! - [`cloud`]: Microsoft's clouds and their identity and Graph roots.
 //! - [`clock`]: the injectable source of "now".
 //! - [`sim`]: the Graph + Halo simulator used by tests and the demo.
+//! - [`store`]: the SQLite database: schema, migrations, single-owner lock, backups.
 
 pub mod cli;
 pub mod clock;
@@ -15,3 +16,4 @@ pub mod cloud;
 pub mod config;
 pub mod logging;
 pub mod sim;
+pub mod store;
