@@ -90,3 +90,31 @@ fn an_invalid_config_reports_its_problems_without_quoting_secrets() {
     assert!(err.contains("halo.bogus: unknown key"), "{err}");
     assert_no_secret("check-config on an invalid config", &output);
 }
+
+#[test]
+fn database_commands_at_trace_level_never_print_a_secret() {
+    let workspace = Workspace::new();
+    let config = config_with_every_secret_source(&workspace);
+    let backup = workspace.path("backup.db");
+    let commands: [Vec<&str>; 4] = [
+        vec!["db", "migrate"],
+        vec!["db", "check"],
+        vec!["db", "backup", backup.to_str().expect("utf-8")],
+        vec!["db", "backup", backup.to_str().expect("utf-8")], // fails: exists
+    ];
+    for (format, args) in ["text", "json", "text", "json"].iter().zip(commands) {
+        let output = run(workspace
+            .halosync()
+            .arg("--config")
+            .arg(&config)
+            .args(["--log-format", format])
+            .args(&args)
+            .env("RUST_LOG", "trace")
+            .env("GRAPH_SECRET", GRAPH_SECRET));
+        assert!(
+            !stderr(&output).is_empty() || !stdout(&output).is_empty(),
+            "{args:?} printed nothing"
+        );
+        assert_no_secret(&format!("{args:?}"), &output);
+    }
+}

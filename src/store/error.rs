@@ -31,7 +31,7 @@ pub enum StoreError {
     },
 
     #[error(
-        "database {} has schema {found} but this binary reads schema {known}; start the halosync service once (it upgrades the schema on start) and try again",
+        "database {} has schema {found} but this binary reads schema {known}; run `halosync db migrate` (or start the service, which upgrades it) and try again",
         path.display()
     )]
     SchemaOutdated {
@@ -47,7 +47,7 @@ pub enum StoreError {
     NotHalosync { path: PathBuf },
 
     #[error(
-        "database {} is not initialised; check the path, or start the halosync service once to create it",
+        "database {} is not initialised; check the path, or create it with `halosync db migrate`",
         path.display()
     )]
     NotInitialised { path: PathBuf },

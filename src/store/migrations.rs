@@ -27,11 +27,12 @@ pub(super) fn schema_version(conn: &Connection, path: &Path) -> Result<i64, Stor
 /// Each migration and its user_version bump commit together, so a crash
 /// leaves the database at a version it really has. A database from a newer
 /// binary is refused before anything is written.
-pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+/// Brings the schema up to date; returns the version the file had before.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<i64, StoreError> {
     apply(conn, path, MIGRATIONS)
 }
 
-fn apply(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), StoreError> {
+fn apply(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<i64, StoreError> {
     let known = migrations.len() as i64;
     let found = schema_version(conn, path)?;
     if found > known {
@@ -61,7 +62,7 @@ fn apply(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), 
             .map_err(fail)?;
         tx.commit().map_err(fail)?;
     }
-    Ok(())
+    Ok(found)
 }
 
 fn has_tables(conn: &Connection, path: &Path) -> Result<bool, StoreError> {

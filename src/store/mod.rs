@@ -31,6 +31,8 @@ pub struct Store {
     // the lock is released to the next owner.
     conn: Connection,
     path: PathBuf,
+    /// The schema version the file had when opened (0 for a new file).
+    opened_at_version: i64,
     _owner: Option<OwnerLock>,
 }
 
@@ -48,11 +50,12 @@ impl Store {
         configure_connection(&conn, path)?;
         // Migrate before switching the journal mode, the one setting stored in
         // the file: a newer binary's database is refused untouched.
-        migrations::migrate(&mut conn, path)?;
+        let opened_at_version = migrations::migrate(&mut conn, path)?;
         enable_wal(&conn, path)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            opened_at_version,
             _owner: Some(owner),
         })
     }
@@ -76,6 +79,7 @@ impl Store {
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            opened_at_version: found,
             _owner: None,
         })
     }
@@ -83,6 +87,12 @@ impl Store {
     /// The schema version this binary creates and reads.
     pub const fn latest_schema_version() -> i64 {
         migrations::LATEST_VERSION
+    }
+
+    /// The schema version the file had before [`Store::open`] migrated it:
+    /// 0 for a database created by this open.
+    pub fn opened_at_version(&self) -> i64 {
+        self.opened_at_version
     }
 
     /// The schema version recorded in the database.
@@ -285,9 +295,7 @@ mod tests {
             "{outdated:?}"
         );
         assert!(
-            outdated
-                .to_string()
-                .contains("start the halosync service once"),
+            outdated.to_string().contains("halosync db migrate"),
             "{outdated}"
         );
         assert!(matches!(

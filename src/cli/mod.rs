@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{self, Environment, LogFormat};
 use crate::logging;
 
+mod db;
+
 /// Exit codes an administrator (or systemd's `RestartPreventExitStatus=`) can act on.
 pub mod exit {
     /// Something failed at run time (network, disk, upstream); retrying may help.
@@ -71,6 +73,9 @@ pub enum Command {
     /// Check the config file and load its secrets; print a summary, or every
     /// problem with its line (exit 2).
     CheckConfig,
+    /// Look after the SQLite database named by [store].path.
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 /// Runs the parsed command line.
@@ -84,6 +89,19 @@ pub fn run(cli: Cli) -> ExitCode {
                 return code;
             }
             check_config(&cli, &env)
+        }
+        Command::Db(ref command) => {
+            let loaded = match config::load(&cli.config, &env) {
+                Ok(loaded) => loaded,
+                Err(error) => {
+                    eprintln!("{error}");
+                    return ExitCode::from(exit::CONFIG);
+                }
+            };
+            if let Err(code) = init_logging(&cli, &env, Some(&loaded.config.log)) {
+                return code;
+            }
+            db::run(command, &loaded.config)
         }
     }
 }
