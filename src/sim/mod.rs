@@ -8,6 +8,8 @@
 //!   both simulated upstreams.
 //! - [`token`]: JWT-shaped access tokens shared by the identity, Graph and
 //!   Halo simulators.
+//! - [`graph`]: the simulated Microsoft Graph v1.0 (mounted at `/graph`).
 
 pub mod faults;
+pub mod graph;
 pub mod token;

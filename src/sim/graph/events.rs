@@ -1,0 +1,825 @@
+//! The event operations: list, get, create, update, delete, instances,
+//! calendarView, calendars and translateExchangeIds.
+//!
+//! Each mutation also records the invitations Exchange would send and hands
+//! the change to the notifier, whoever made it (an API caller or `act()`).
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode, header};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResponse};
+use super::ids::{self, IdForm};
+use super::model::{ChangeType, Event, ExchangeIdFormat, SingleValueExtendedProperty};
+use super::routes::{ApiRequest, MailboxAccess, Prefs, Route, UserRef, resolve_user};
+use super::store::{self, CALENDAR_NAMES, Instance, Mailbox, Target};
+use super::{Inner, Invitation, Shared, collection, subscriptions, time};
+use crate::sim::token::Claims;
+
+/// Graph's default page size for event collections.
+const DEFAULT_PAGE: usize = 10;
+
+/// How a response presents events: zone, id form, `$select`, `$expand`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Presentation {
+    pub zone: String,
+    pub select: Option<Vec<String>>,
+    /// `None`: no expand; `Some(None)`: all properties; `Some(Some(id))`: one.
+    pub expand: Option<Option<String>>,
+}
+
+impl Presentation {
+    pub fn from_request(request: &ApiRequest) -> Result<Self, ApiError> {
+        let select = request.query("$select").map(|s| {
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        });
+        let expand = match request.query("$expand") {
+            None => None,
+            Some(raw) => Some(parse_expand(raw)?),
+        };
+        Ok(Self {
+            zone: request.prefs().zone(),
+            select,
+            expand,
+        })
+    }
+
+    /// Renders an event: times in the preferred zone, the etag, the expanded
+    /// extended properties, and only the selected properties.
+    pub fn render(&self, instance: &Instance, extended: &[SingleValueExtendedProperty]) -> Value {
+        let mut event = instance.event.clone();
+        event.odata_etag = event.change_key.as_ref().map(|k| etag(k));
+        event.start = Some(time::render(instance.start, &self.zone));
+        event.end = Some(time::render(instance.end, &self.zone));
+        event.single_value_extended_properties = self.expand.as_ref().map(|filter| {
+            extended
+                .iter()
+                .filter(|p| {
+                    filter
+                        .as_ref()
+                        .is_none_or(|id| p.id.eq_ignore_ascii_case(id))
+                })
+                .cloned()
+                .collect()
+        });
+        let mut value = serde_json::to_value(&event).unwrap_or(Value::Null);
+        if let (Some(select), Value::Object(map)) = (&self.select, &mut value) {
+            map.retain(|key, _| {
+                key.starts_with('@')
+                    || key == "id"
+                    || key == "singleValueExtendedProperties"
+                    || select.iter().any(|s| s == key)
+            });
+        }
+        value
+    }
+}
+
+pub(crate) fn etag(change_key: &str) -> String {
+    format!("W/\"{change_key}\"")
+}
+
+/// `singleValueExtendedProperties($filter=id eq '...')` or the bare name.
+fn parse_expand(raw: &str) -> Result<Option<String>, ApiError> {
+    let raw = raw.trim();
+    let unsupported = || {
+        ApiError::bad_request(
+            "BadRequest",
+            format!("Parsing OData Select and Expand failed: '{raw}' cannot be expanded here."),
+        )
+    };
+    let Some(rest) = strip_prefix_ci(raw, "singleValueExtendedProperties") else {
+        return Err(unsupported());
+    };
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let inner = rest
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(unsupported)?;
+    let filter = strip_prefix_ci(inner.trim(), "$filter=").ok_or_else(unsupported)?;
+    let literal = strip_prefix_ci(filter.trim(), "id eq ").ok_or_else(unsupported)?;
+    Ok(Some(
+        parse_literal(literal.trim()).ok_or_else(unsupported)?.0,
+    ))
+}
+
+fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// Reads a quoted OData string literal (`''` escapes a quote) and returns it
+/// with the remaining text.
+fn parse_literal(text: &str) -> Option<(String, &str)> {
+    let body = text.strip_prefix('\'')?;
+    let mut out = String::new();
+    let mut chars = body.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\'' {
+            if chars.peek().is_some_and(|(_, n)| *n == '\'') {
+                chars.next();
+                out.push('\'');
+            } else {
+                return Some((out, &body[i + 1..]));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    None
+}
+
+/// The `$filter`s the simulator understands on event lists.
+#[derive(Debug, Clone, PartialEq)]
+enum EventFilter {
+    ExtendedProperty { id: String, value: String },
+    ICalUId(String),
+}
+
+fn parse_filter(raw: &str) -> Result<EventFilter, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(
+            "ErrorInvalidUrlQueryFilter",
+            format!("The query filter '{raw}' is not supported by the simulator."),
+        )
+    };
+    let text = raw.trim();
+    if let Some(rest) = strip_prefix_ci(text, "iCalUId eq ") {
+        let (value, tail) = parse_literal(rest.trim()).ok_or_else(invalid)?;
+        return if tail.trim().is_empty() {
+            Ok(EventFilter::ICalUId(value))
+        } else {
+            Err(invalid())
+        };
+    }
+    let rest = strip_prefix_ci(text, "singleValueExtendedProperties/Any(").ok_or_else(invalid)?;
+    let (_, rest) = rest.split_once(':').ok_or_else(invalid)?;
+    let rest = rest.trim();
+    let (_, rest) = rest.split_once("/id eq ").ok_or_else(invalid)?;
+    let (id, rest) = parse_literal(rest.trim()).ok_or_else(invalid)?;
+    let rest = strip_prefix_ci(rest.trim(), "and ").ok_or_else(invalid)?;
+    let (_, rest) = rest.split_once("/value eq ").ok_or_else(invalid)?;
+    let (value, rest) = parse_literal(rest.trim()).ok_or_else(invalid)?;
+    if rest.trim() != ")" {
+        return Err(invalid());
+    }
+    Ok(EventFilter::ExtendedProperty { id, value })
+}
+
+fn matches(
+    filter: &EventFilter,
+    instance: &Instance,
+    extended: &[SingleValueExtendedProperty],
+) -> bool {
+    match filter {
+        EventFilter::ICalUId(uid) => instance.event.i_cal_uid.as_deref() == Some(uid.as_str()),
+        EventFilter::ExtendedProperty { id, value } => extended
+            .iter()
+            .any(|p| p.id.eq_ignore_ascii_case(id) && p.value.as_deref() == Some(value.as_str())),
+    }
+}
+
+pub(crate) fn get_user(
+    shared: &Arc<Shared>,
+    caller: &Claims,
+    user: &UserRef,
+) -> Result<ApiResponse, ApiError> {
+    let key = resolve_user(shared, caller, user).map_err(|_| {
+        let name = match user {
+            UserRef::Me => "me".to_string(),
+            UserRef::User(u) => u.clone(),
+        };
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+            format!("Resource '{name}' does not exist or one of its queried reference-property objects are not present."),
+        )
+    })?;
+    let inner = shared.lock();
+    let mailbox = inner
+        .mailboxes
+        .get(&key)
+        .ok_or_else(ApiError::item_not_found)?;
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        json!({
+            "@odata.context": format!("{}/v1.0/$metadata#users/$entity", shared.base),
+            "id": mailbox.user_id,
+            "userPrincipalName": mailbox.upn,
+            "displayName": mailbox.display_name,
+            "mail": mailbox.upn,
+        }),
+    ))
+}
+
+fn calendar_id(mailbox: &Mailbox, index: u8) -> String {
+    use base64::Engine;
+    let raw = format!("{}:{index}", mailbox.user_id);
+    format!(
+        "AAMkAGCal{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    )
+}
+
+fn calendar_index(mailbox: &Mailbox, id: &str) -> Result<u8, ApiError> {
+    (0..CALENDAR_NAMES.len() as u8)
+        .find(|i| {
+            calendar_id(mailbox, *i) == id
+                || CALENDAR_NAMES[usize::from(*i)].eq_ignore_ascii_case(id)
+        })
+        .ok_or_else(ApiError::item_not_found)
+}
+
+fn mailbox<'a>(inner: &'a Inner, key: &str) -> Result<&'a Mailbox, ApiError> {
+    inner
+        .mailboxes
+        .get(key)
+        .ok_or_else(ApiError::item_not_found)
+}
+
+fn window(request: &ApiRequest) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let missing = || {
+        ApiError::bad_request(
+            "ErrorInvalidParameter",
+            "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+        )
+    };
+    let parse = |name: &str| -> Result<DateTime<Utc>, ApiError> {
+        let raw = request.query(name).ok_or_else(missing)?;
+        time::parse_instant(raw).ok_or_else(|| {
+            ApiError::bad_request(
+                "ErrorInvalidParameter",
+                format!("The value '{raw}' of parameter '{name}' is invalid."),
+            )
+        })
+    };
+    let from = parse("startDateTime")?;
+    let to = parse("endDateTime")?;
+    if to <= from {
+        return Err(ApiError::bad_request(
+            "ErrorInvalidParameter",
+            "The parameter 'EndDateTime' must be later than 'StartDateTime'.",
+        ));
+    }
+    Ok((from, to))
+}
+
+/// Pages a rendered collection with `$top`/`$skip` and a nextLink.
+fn page(
+    request: &ApiRequest,
+    base: &str,
+    context: String,
+    items: Vec<Value>,
+) -> Result<ApiResponse, ApiError> {
+    let bad =
+        |name: &str| ApiError::bad_request("BadRequest", format!("Invalid value for {name}."));
+    let skip = match request.query("$skip") {
+        Some(raw) => raw.parse::<usize>().map_err(|_| bad("$skip"))?,
+        None => 0,
+    };
+    let size = match request.query("$top") {
+        Some(raw) => raw.parse::<usize>().map_err(|_| bad("$top"))?.min(1000),
+        None => request.prefs().max_page_size.unwrap_or(DEFAULT_PAGE).max(1),
+    };
+    let total = items.len();
+    let value: Vec<Value> = items.into_iter().skip(skip).take(size).collect();
+    let mut body = collection(context, value);
+    if skip + size < total {
+        let mut query: Vec<(String, String)> = request
+            .query
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skip"))
+            .cloned()
+            .collect();
+        query.push(("$skip".into(), (skip + size).to_string()));
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        let path = request.path.trim_start_matches('/');
+        body["@odata.nextLink"] = Value::String(format!("{base}/{path}?{encoded}"));
+    }
+    Ok(with_prefs(
+        ApiResponse::json(StatusCode::OK, body),
+        &request.prefs(),
+    ))
+}
+
+fn with_prefs(response: ApiResponse, prefs: &Prefs) -> ApiResponse {
+    match prefs.applied() {
+        Some(applied) => response.with_header(
+            header::HeaderName::from_static("preference-applied"),
+            applied,
+        ),
+        None => response,
+    }
+}
+
+pub(crate) fn handle(
+    shared: &Arc<Shared>,
+    access: &MailboxAccess,
+    route: Route,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let prefs = request.prefs();
+    let form = prefs.form();
+    let key = access.mailbox.as_str();
+    match (route, &request.method) {
+        (Route::Calendars(_), &Method::GET) => {
+            let inner = shared.lock();
+            let mb = mailbox(&inner, key)?;
+            let value = (0..CALENDAR_NAMES.len() as u8)
+                .map(|i| json!({"id": calendar_id(mb, i), "name": CALENDAR_NAMES[usize::from(i)], "isDefaultCalendar": i == 0}))
+                .collect();
+            Ok(ApiResponse::json(
+                StatusCode::OK,
+                collection(
+                    format!(
+                        "{}/v1.0/$metadata#users('{}')/calendars",
+                        shared.base, mb.upn
+                    ),
+                    value,
+                ),
+            ))
+        }
+        (Route::Events(_, calendar), &Method::GET) => {
+            let view = Presentation::from_request(request)?;
+            let filter = request.query("$filter").map(parse_filter).transpose()?;
+            let inner = shared.lock();
+            let mb = mailbox(&inner, key)?;
+            let calendar = calendar.map(|c| calendar_index(mb, &c)).transpose()?;
+            let mut items: Vec<(&store::StoredEvent, Instance)> = mb
+                .events
+                .values()
+                .filter(|s| calendar.is_none_or(|c| c == s.calendar))
+                .filter_map(|s| Some((s, mb.item(s.key, form)?)))
+                .filter(|(s, i)| filter.as_ref().is_none_or(|f| matches(f, i, &s.extended)))
+                .collect();
+            items.sort_by(|a, b| {
+                a.1.event
+                    .created_date_time
+                    .cmp(&b.1.event.created_date_time)
+                    .then(a.1.stable_id.cmp(&b.1.stable_id))
+            });
+            let rendered = items
+                .iter()
+                .map(|(s, i)| view.render(i, &s.extended))
+                .collect();
+            let context = format!("{}/v1.0/$metadata#users('{}')/events", shared.base, mb.upn);
+            page(request, &shared.base, context, rendered)
+        }
+        (Route::Events(_, calendar), &Method::POST) => {
+            let body = request.json()?;
+            let calendar = {
+                let inner = shared.lock();
+                let mb = mailbox(&inner, key)?;
+                calendar
+                    .map(|c| calendar_index(mb, &c))
+                    .transpose()?
+                    .unwrap_or(0)
+            };
+            let (value, _) = create_event(
+                shared,
+                key,
+                &body,
+                calendar,
+                &Presentation::from_request(request)?,
+                form,
+                true,
+            )?;
+            Ok(with_prefs(
+                ApiResponse::json(StatusCode::CREATED, value),
+                &prefs,
+            ))
+        }
+        (Route::Event(_, id), &Method::GET) => {
+            let view = Presentation::from_request(request)?;
+            let inner = shared.lock();
+            let mb = mailbox(&inner, key)?;
+            let target = mb.resolve(&id)?;
+            let (instance, extended) = find_instance(mb, target, form)?;
+            let mut value = view.render(&instance, extended);
+            value["@odata.context"] = Value::String(format!(
+                "{}/v1.0/$metadata#users('{}')/events/$entity",
+                shared.base, mb.upn
+            ));
+            Ok(with_prefs(ApiResponse::json(StatusCode::OK, value), &prefs))
+        }
+        (Route::Event(_, id), &Method::PATCH) => {
+            let body = request.json()?;
+            let view = Presentation::from_request(request)?;
+            let value = update_event(
+                shared,
+                key,
+                &id,
+                &body,
+                request.header("if-match"),
+                &view,
+                form,
+            )?;
+            Ok(with_prefs(ApiResponse::json(StatusCode::OK, value), &prefs))
+        }
+        (Route::Event(_, id), &Method::DELETE) => {
+            delete_event(shared, key, &id, request.header("if-match"))?;
+            Ok(ApiResponse::no_content())
+        }
+        (Route::Instances(_, id), &Method::GET) => {
+            let (from, to) = window(request)?;
+            let view = Presentation::from_request(request)?;
+            let inner = shared.lock();
+            let mb = mailbox(&inner, key)?;
+            let Target::Item(master) = mb.resolve(&id)? else {
+                return Err(ApiError::bad_request(
+                    "ErrorInvalidRequest",
+                    "The id is not the id of a series master.",
+                ));
+            };
+            let stored = mb
+                .events
+                .get(&master)
+                .ok_or_else(ApiError::item_not_found)?;
+            let rendered = mb
+                .instances(master, from, to, form)
+                .iter()
+                .map(|i| view.render(i, &stored.extended))
+                .collect();
+            page(
+                request,
+                &shared.base,
+                format!("{}/v1.0/$metadata#Collection(event)", shared.base),
+                rendered,
+            )
+        }
+        (Route::CalendarView(_), &Method::GET) => {
+            let (from, to) = window(request)?;
+            let view = Presentation::from_request(request)?;
+            let inner = shared.lock();
+            let mb = mailbox(&inner, key)?;
+            let rendered = mb
+                .view(from, to, form)
+                .iter()
+                .map(|i| view.render(i, mb.events.get(&i.series).map_or(&[][..], |s| &s.extended)))
+                .collect();
+            page(
+                request,
+                &shared.base,
+                format!(
+                    "{}/v1.0/$metadata#users('{}')/calendarView",
+                    shared.base, mb.upn
+                ),
+                rendered,
+            )
+        }
+        (Route::Translate(_), &Method::POST) => translate(shared, key, request),
+        (_, method) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Request_BadRequest",
+            format!("The HTTP method '{method}' is not allowed for this resource."),
+        )),
+    }
+}
+
+fn find_instance(
+    mb: &Mailbox,
+    target: Target,
+    form: IdForm,
+) -> Result<(Instance, &[SingleValueExtendedProperty]), ApiError> {
+    let stored = mb
+        .events
+        .get(&target.master())
+        .ok_or_else(ApiError::item_not_found)?;
+    let instance = match target {
+        Target::Item(key) => mb.item(key, form),
+        Target::Occurrence(key, original) => {
+            let at = DateTime::from_timestamp(original, 0).ok_or_else(ApiError::item_not_found)?;
+            let far = chrono::Duration::days(400);
+            mb.instances(key, at - far, at + far, form)
+                .into_iter()
+                .find(|i| {
+                    i.stable_id == ids::occurrence_id(IdForm::Immutable, key, stored.calendar, at)
+                })
+        }
+    };
+    Ok((
+        instance.ok_or_else(ApiError::item_not_found)?,
+        &stored.extended,
+    ))
+}
+
+fn current_etag(mb: &Mailbox, target: Target) -> Option<String> {
+    let (instance, _) = find_instance(mb, target, IdForm::Immutable).ok()?;
+    instance.event.change_key.as_deref().map(etag)
+}
+
+fn check_if_match(mb: &Mailbox, target: Target, if_match: Option<&str>) -> Result<(), ApiError> {
+    let Some(expected) = if_match.map(str::trim) else {
+        return Ok(());
+    };
+    if expected == "*" {
+        return Ok(());
+    }
+    let current = current_etag(mb, target).unwrap_or_default();
+    let bare = current.trim_start_matches("W/").trim_matches('"');
+    if expected == current || expected.trim_start_matches("W/").trim_matches('"') == bare {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "ErrorIrresolvableConflict",
+            "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
+        ))
+    }
+}
+
+fn record_invitation(
+    inner: &mut Inner,
+    mailbox: &str,
+    event: &Event,
+    stable_id: String,
+    kind: &str,
+    now: DateTime<Utc>,
+) {
+    let recipients = store::attendee_addresses(event);
+    if recipients.is_empty() || event.is_organizer != Some(true) {
+        return;
+    }
+    inner.invitations.push(Invitation {
+        mailbox: mailbox.to_string(),
+        event_id: stable_id,
+        kind: kind.to_string(),
+        subject: event.subject.clone().unwrap_or_default(),
+        recipients,
+        at: time::format_instant(now),
+    });
+}
+
+/// Creates an event; returns it rendered and whether it is new (a repeated
+/// `transactionId` returns the first one).
+pub(crate) fn create_event(
+    shared: &Arc<Shared>,
+    key: &str,
+    body: &Value,
+    calendar: u8,
+    view: &Presentation,
+    form: IdForm,
+    notify: bool,
+) -> Result<(Value, bool), ApiError> {
+    let (_, event) = store::parse_event_body(body)?;
+    let now = shared.now();
+    let mut inner = shared.lock();
+    let mb = inner
+        .mailboxes
+        .get_mut(key)
+        .ok_or_else(ApiError::item_not_found)?;
+    let (event_key, created) = mb.create(event, calendar, now)?;
+    let instance = mb
+        .item(event_key, form)
+        .ok_or_else(ApiError::item_not_found)?;
+    let extended = mb
+        .events
+        .get(&event_key)
+        .map(|s| s.extended.clone())
+        .unwrap_or_default();
+    let mut value = view.render(&instance, &extended);
+    value["@odata.context"] = Value::String(format!(
+        "{}/v1.0/$metadata#users('{}')/events/$entity",
+        shared.base, mb.upn
+    ));
+    if created && notify {
+        let upn = mb.upn.clone();
+        record_invitation(
+            &mut inner,
+            &upn,
+            &instance.event,
+            instance.stable_id.clone(),
+            "request",
+            now,
+        );
+        subscriptions::notify(shared, &mut inner, key, event_key, ChangeType::Created);
+    }
+    Ok((value, created))
+}
+
+pub(crate) fn update_event(
+    shared: &Arc<Shared>,
+    key: &str,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    view: &Presentation,
+    form: IdForm,
+) -> Result<Value, ApiError> {
+    let (written, patch) = store::parse_event_body(body)?;
+    let now = shared.now();
+    let mut inner = shared.lock();
+    let mb = inner
+        .mailboxes
+        .get_mut(key)
+        .ok_or_else(ApiError::item_not_found)?;
+    let target = mb.resolve(id)?;
+    check_if_match(mb, target, if_match)?;
+    mb.update(target, &written, &patch, now)?;
+    let (instance, extended) = find_instance(mb, target, form)?;
+    let mut value = view.render(&instance, extended);
+    value["@odata.context"] = Value::String(format!(
+        "{}/v1.0/$metadata#users('{}')/events/$entity",
+        shared.base, mb.upn
+    ));
+    let upn = mb.upn.clone();
+    record_invitation(
+        &mut inner,
+        &upn,
+        &instance.event,
+        instance.stable_id.clone(),
+        "update",
+        now,
+    );
+    subscriptions::notify(
+        shared,
+        &mut inner,
+        key,
+        target.master(),
+        ChangeType::Updated,
+    );
+    Ok(value)
+}
+
+pub(crate) fn delete_event(
+    shared: &Arc<Shared>,
+    key: &str,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), ApiError> {
+    let now = shared.now();
+    let mut inner = shared.lock();
+    let mb = inner
+        .mailboxes
+        .get_mut(key)
+        .ok_or_else(ApiError::item_not_found)?;
+    let target = mb.resolve(id)?;
+    check_if_match(mb, target, if_match)?;
+    let (before, _) = find_instance(mb, target, IdForm::Immutable)?;
+    // Notifications for a deleted item carry its last identity, so compute
+    // them before it is gone.
+    let pending = subscriptions::prepare(
+        shared,
+        &inner,
+        key,
+        target.master(),
+        if matches!(target, Target::Item(_)) {
+            ChangeType::Deleted
+        } else {
+            ChangeType::Updated
+        },
+    );
+    let mb = inner
+        .mailboxes
+        .get_mut(key)
+        .ok_or_else(ApiError::item_not_found)?;
+    mb.delete(target, now)?;
+    let upn = mb.upn.clone();
+    record_invitation(
+        &mut inner,
+        &upn,
+        &before.event,
+        before.stable_id.clone(),
+        "cancellation",
+        now,
+    );
+    let pending = match target {
+        Target::Item(_) => pending,
+        // An occurrence's cancellation is an update of its master, whose
+        // etag just changed.
+        Target::Occurrence(master, _) => {
+            subscriptions::prepare(shared, &inner, key, master, ChangeType::Updated)
+        }
+    };
+    subscriptions::send(shared, &mut inner, pending);
+    Ok(())
+}
+
+/// Moves an event to another calendar of its mailbox; returns its new REST id.
+pub(crate) fn move_event(
+    shared: &Arc<Shared>,
+    key: &str,
+    id: &str,
+    calendar: &str,
+) -> Result<String, ApiError> {
+    let now = shared.now();
+    let mut inner = shared.lock();
+    let mb = inner
+        .mailboxes
+        .get_mut(key)
+        .ok_or_else(ApiError::item_not_found)?;
+    let Target::Item(event_key) = mb.resolve(id)? else {
+        return Err(ApiError::bad_request(
+            "ErrorInvalidRequest",
+            "An occurrence cannot be moved on its own.",
+        ));
+    };
+    let index = calendar_index(mb, calendar)?;
+    mb.move_to(event_key, index, now)?;
+    let new_id = ids::item_id(IdForm::Rest, event_key, index);
+    subscriptions::notify(shared, &mut inner, key, event_key, ChangeType::Updated);
+    Ok(new_id)
+}
+
+fn translate(
+    shared: &Arc<Shared>,
+    key: &str,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        input_ids: Vec<String>,
+        source_id_type: ExchangeIdFormat,
+        target_id_type: ExchangeIdFormat,
+    }
+    let body: Body = serde_json::from_slice(&request.body)
+        .map_err(|e| ApiError::from_body_error(&e, "microsoft.graph.translateExchangeIds"))?;
+    if body.input_ids.len() > 1000 {
+        return Err(ApiError::bad_request(
+            "ErrorInvalidParameter",
+            "At most 1000 ids can be translated in one request.",
+        ));
+    }
+    let supported = |f: ExchangeIdFormat| {
+        matches!(
+            f,
+            ExchangeIdFormat::RestId | ExchangeIdFormat::RestImmutableEntryId
+        )
+    };
+    if !supported(body.source_id_type) {
+        return Err(ApiError::bad_request(
+            "ErrorInvalidParameter",
+            format!(
+                "The simulator translates only between restId and restImmutableEntryId, not from {}.",
+                body.source_id_type.as_str()
+            ),
+        ));
+    }
+    let target_form = match body.target_id_type {
+        ExchangeIdFormat::RestId => IdForm::Rest,
+        ExchangeIdFormat::RestImmutableEntryId => IdForm::Immutable,
+        other => {
+            return Err(ApiError::bad_request(
+                "ErrorInvalidParameter",
+                format!(
+                    "The simulator translates only between restId and restImmutableEntryId, not to {}.",
+                    other.as_str()
+                ),
+            ));
+        }
+    };
+    let inner = shared.lock();
+    let mb = mailbox(&inner, key)?;
+    let value = body
+        .input_ids
+        .iter()
+        .map(|source| {
+            let translated = ids::parse(source).and_then(|parsed| {
+                let stored = mb.events.get(&parsed.key)?;
+                if parsed.calendar.is_some_and(|c| c != stored.calendar) {
+                    return None;
+                }
+                Some(match parsed.original_start.and_then(|s| DateTime::from_timestamp(s, 0)) {
+                    Some(at) => ids::occurrence_id(target_form, stored.key, stored.calendar, at),
+                    None => ids::item_id(target_form, stored.key, stored.calendar),
+                })
+            });
+            match translated {
+                Some(target) => json!({"sourceId": source, "targetId": target}),
+                None => json!({"sourceId": source, "errorDetails": {"code": "ErrorItemNotFound", "message": "The specified object was not found in the store."}}),
+            }
+        })
+        .collect();
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        collection(
+            format!(
+                "{}/v1.0/$metadata#Collection(microsoft.graph.convertIdResult)",
+                shared.base
+            ),
+            value,
+        ),
+    ))
+}
+
+/// A calendar of mailbox `key` by id or name.
+pub(crate) fn calendar_index_of(
+    shared: &Shared,
+    key: &str,
+    calendar: &str,
+) -> Result<u8, ApiError> {
+    let inner = shared.lock();
+    calendar_index(mailbox(&inner, key)?, calendar)
+}

@@ -1,0 +1,813 @@
+//! Mailboxes and their events: the typed event store, its edit rules and the
+//! expansion of series into occurrences.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::ids::{self, IdForm, ParsedId};
+use super::model::{
+    Attendee, AttendeeType, BodyType, EmailAddress, Event, EventType, FreeBusyStatus, Importance,
+    ItemBody, Location, LocationType, LocationUniqueIdType, OnlineMeetingInfo,
+    OnlineMeetingProvider, Recipient, ResponseStatus, ResponseType, Sensitivity,
+    SingleValueExtendedProperty,
+};
+use super::recurrence;
+use super::time::{self, DateError};
+
+/// How a mailbox answers Outlook requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailboxState {
+    /// A licensed Exchange Online mailbox.
+    #[default]
+    Ok,
+    /// No Exchange licence: `MailboxNotEnabledForRESTAPI`.
+    Unlicensed,
+    /// An application access policy or missing rights: `403 ErrorAccessDenied`.
+    AccessDenied,
+    /// Delegated callers other than the owner get `404 ErrorItemNotFound`,
+    /// as when the calendar was never shared with them.
+    NoDelegate,
+}
+
+pub const CALENDAR_NAMES: [&str; 2] = ["Calendar", "Other Calendar"];
+
+/// Properties a client may send but the server owns; ignored on POST/PATCH.
+const READ_ONLY: &[&str] = &[
+    "@odata.context",
+    "@odata.type",
+    "@odata.etag",
+    "id",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "changeKey",
+    "iCalUId",
+    "type",
+    "seriesMasterId",
+    "webLink",
+    "bodyPreview",
+    "isOrganizer",
+    "hasAttachments",
+    "originalStart",
+    "originalStartTimeZone",
+    "originalEndTimeZone",
+    "cancelledOccurrences",
+    "onlineMeetingUrl",
+];
+
+/// A master or single event, its exceptions and cancelled occurrences.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub key: Uuid,
+    pub calendar: u8,
+    pub event: Event,
+    /// Edited occurrences, by original start (unix seconds).
+    pub exceptions: BTreeMap<i64, Event>,
+    pub cancelled: BTreeSet<i64>,
+    pub extended: Vec<SingleValueExtendedProperty>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    pub upn: String,
+    pub user_id: String,
+    pub display_name: String,
+    pub state: MailboxState,
+    pub delegates: Vec<String>,
+    pub events: BTreeMap<Uuid, StoredEvent>,
+    pub transactions: HashMap<String, Uuid>,
+}
+
+/// A materialized event (single, master, occurrence or exception) with its
+/// UTC span, as listing and delta need it.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub event: Event,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Stable identity for delta bookkeeping: the immutable id.
+    pub stable_id: String,
+    /// The series this belongs to (its master's key), or its own key.
+    pub series: Uuid,
+}
+
+/// Which stored thing an id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Item(Uuid),
+    Occurrence(Uuid, i64),
+}
+
+impl Target {
+    pub fn master(self) -> Uuid {
+        match self {
+            Self::Item(key) | Self::Occurrence(key, _) => key,
+        }
+    }
+}
+
+fn date_error(error: DateError) -> ApiError {
+    match error {
+        DateError::BadDateTime(value) => ApiError::bad_request(
+            "ErrorInvalidRequest",
+            format!(
+                "'{value}' is not a valid dateTime; expected a value such as 2026-02-10T09:00:00."
+            ),
+        ),
+        DateError::UnknownZone(zone) => ApiError::bad_request(
+            "TimeZoneNotSupportedException",
+            format!(
+                "A valid TimeZone value must be specified. The following TimeZone value is not supported: '{zone}'."
+            ),
+        ),
+    }
+}
+
+pub fn new_change_key() -> String {
+    STANDARD.encode(Uuid::new_v4().as_bytes())
+}
+
+fn new_ical_uid() -> String {
+    format!(
+        "040000008200E00074C5B7101A82E00800000000{}",
+        Uuid::new_v4().simple().to_string().to_uppercase()
+    )
+}
+
+/// Occurrences carry the master's iCalUId with the instance date in bytes
+/// 16..20, as Exchange's global object ids do.
+fn occurrence_ical_uid(master: &str, original: DateTime<Utc>) -> String {
+    use chrono::Datelike;
+    if master.len() < 40 || !master.is_char_boundary(32) || !master.is_char_boundary(40) {
+        return master.to_string();
+    }
+    format!(
+        "{}{:04X}{:02X}{:02X}{}",
+        &master[..32],
+        original.year(),
+        original.month(),
+        original.day(),
+        &master[40..]
+    )
+}
+
+fn body_preview(body: Option<&ItemBody>) -> String {
+    let content = body.and_then(|b| b.content.as_deref()).unwrap_or_default();
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in content.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed.chars().take(255).collect()
+}
+
+/// Parses a POST/PATCH body into an `Event`, refusing properties Graph does
+/// not have and ignoring the server-owned ones.
+pub fn parse_event_body(raw: &Value) -> Result<(Map<String, Value>, Event), ApiError> {
+    let Value::Object(object) = raw else {
+        return Err(ApiError::invalid_json());
+    };
+    let mut writable = object.clone();
+    for key in READ_ONLY {
+        writable.remove(*key);
+    }
+    let event: Event = serde_json::from_value(Value::Object(writable.clone()))
+        .map_err(|e| ApiError::from_body_error(&e, "microsoft.graph.event"))?;
+    Ok((writable, event))
+}
+
+/// Applies the properties named in `patch` onto `base`.
+fn merge(base: &Event, written: &Map<String, Value>, patch: &Event) -> Result<Event, ApiError> {
+    let mut merged = serde_json::to_value(base).map_err(internal)?;
+    let normalized = serde_json::to_value(patch).map_err(internal)?;
+    if let Value::Object(target) = &mut merged {
+        for key in written.keys() {
+            let value = normalized.get(key).cloned().unwrap_or(Value::Null);
+            target.insert(key.clone(), value);
+        }
+    }
+    serde_json::from_value(merged)
+        .map_err(|e| ApiError::from_body_error(&e, "microsoft.graph.event"))
+}
+
+fn internal(error: serde_json::Error) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "ErrorInternalServerError",
+        format!("The simulator could not process the event: {error}"),
+    )
+}
+
+impl Mailbox {
+    pub fn new(
+        upn: &str,
+        display_name: Option<String>,
+        state: MailboxState,
+        delegates: Vec<String>,
+    ) -> Self {
+        let display_name =
+            display_name.unwrap_or_else(|| upn.split('@').next().unwrap_or(upn).to_string());
+        Self {
+            upn: upn.to_string(),
+            user_id: Uuid::new_v4().to_string(),
+            display_name,
+            state,
+            delegates,
+            events: BTreeMap::new(),
+            transactions: HashMap::new(),
+        }
+    }
+
+    fn owner(&self) -> Recipient {
+        Recipient {
+            email_address: Some(EmailAddress {
+                name: Some(self.display_name.clone()),
+                address: Some(self.upn.clone()),
+            }),
+        }
+    }
+
+    /// Resolves an id the client sent; a REST id minted before the item moved
+    /// calendars no longer resolves, as in Exchange.
+    pub fn resolve(&self, id: &str) -> Result<Target, ApiError> {
+        let ParsedId {
+            key,
+            calendar,
+            original_start,
+        } = ids::parse(id)
+            .ok_or_else(|| ApiError::bad_request("ErrorInvalidIdMalformed", "Id is malformed."))?;
+        let stored = self.events.get(&key).ok_or_else(ApiError::item_not_found)?;
+        if calendar.is_some_and(|c| c != stored.calendar) {
+            return Err(ApiError::item_not_found());
+        }
+        match original_start {
+            None => Ok(Target::Item(key)),
+            Some(start) => {
+                let exists = stored.exceptions.contains_key(&start)
+                    || self.generated_end(stored, start).is_some();
+                if exists && !stored.cancelled.contains(&start) {
+                    Ok(Target::Occurrence(key, start))
+                } else {
+                    Err(ApiError::item_not_found())
+                }
+            }
+        }
+    }
+
+    /// The original end of the generated occurrence starting at `original`
+    /// (unix seconds), if the series has one there.
+    fn generated_end(&self, stored: &StoredEvent, original: i64) -> Option<DateTime<Utc>> {
+        let at = DateTime::from_timestamp(original, 0)?;
+        self.generated(stored, at + chrono::Duration::seconds(1))
+            .into_iter()
+            .find(|(start, _)| *start == at)
+            .map(|(_, end)| end)
+    }
+
+    /// The generated (unedited) occurrences of a master starting before
+    /// `until`: original start and end in UTC.
+    fn generated(
+        &self,
+        stored: &StoredEvent,
+        until: DateTime<Utc>,
+    ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let event = &stored.event;
+        let (Some(recurrence), Some(start), Some(end)) =
+            (&event.recurrence, &event.start, &event.end)
+        else {
+            return Vec::new();
+        };
+        let zone_name = recurrence
+            .range
+            .recurrence_time_zone
+            .clone()
+            .or_else(|| start.time_zone.clone());
+        let (Ok(tz), Ok(start_utc), Ok(end_utc)) = (
+            time::zone_or_utc(zone_name.as_deref()),
+            time::to_utc(start),
+            time::to_utc(end),
+        ) else {
+            return Vec::new();
+        };
+        let local_start = start_utc.with_timezone(&tz).naive_local();
+        let local_length = end_utc.with_timezone(&tz).naive_local() - local_start;
+        recurrence::expand(recurrence, tz, local_start, until)
+            .into_iter()
+            .map(|local| {
+                (
+                    time::local_to_utc(tz, local),
+                    time::local_to_utc(tz, local + local_length),
+                )
+            })
+            .collect()
+    }
+
+    fn item_id(&self, stored: &StoredEvent, form: IdForm) -> String {
+        ids::item_id(form, stored.key, stored.calendar)
+    }
+
+    /// The master or single event itself, with its id in `form`.
+    pub fn item(&self, key: Uuid, form: IdForm) -> Option<Instance> {
+        let stored = self.events.get(&key)?;
+        let mut event = stored.event.clone();
+        let id = self.item_id(stored, form);
+        event.web_link = Some(web_link(&id));
+        event.id = Some(id);
+        let start = event.start.as_ref().and_then(|s| time::to_utc(s).ok())?;
+        let end = event.end.as_ref().and_then(|e| time::to_utc(e).ok())?;
+        Some(Instance {
+            event,
+            start,
+            end,
+            stable_id: self.item_id(stored, IdForm::Immutable),
+            series: key,
+        })
+    }
+
+    fn occurrence(
+        &self,
+        stored: &StoredEvent,
+        original: DateTime<Utc>,
+        end: DateTime<Utc>,
+        form: IdForm,
+    ) -> Instance {
+        let original_ts = original.timestamp();
+        let master_id = self.item_id(stored, form);
+        let id = ids::occurrence_id(form, stored.key, stored.calendar, original);
+        let stable_id =
+            ids::occurrence_id(IdForm::Immutable, stored.key, stored.calendar, original);
+        if let Some(exception) = stored.exceptions.get(&original_ts) {
+            let mut event = exception.clone();
+            event.id = Some(id.clone());
+            event.web_link = Some(web_link(&id));
+            event.series_master_id = Some(master_id);
+            let start = event
+                .start
+                .as_ref()
+                .and_then(|s| time::to_utc(s).ok())
+                .unwrap_or(original);
+            let end = event
+                .end
+                .as_ref()
+                .and_then(|e| time::to_utc(e).ok())
+                .unwrap_or(end);
+            return Instance {
+                event,
+                start,
+                end,
+                stable_id,
+                series: stored.key,
+            };
+        }
+        let mut event = stored.event.clone();
+        event.web_link = Some(web_link(&id));
+        event.id = Some(id);
+        event.event_type = Some(EventType::Occurrence);
+        event.series_master_id = Some(master_id);
+        event.recurrence = None;
+        event.transaction_id = None;
+        event.cancelled_occurrences = None;
+        event.original_start = Some(time::format_instant(original).replace(".0000000Z", "Z"));
+        event.start = Some(time::render(original, "UTC"));
+        event.end = Some(time::render(end, "UTC"));
+        event.i_cal_uid = event
+            .i_cal_uid
+            .as_deref()
+            .map(|uid| occurrence_ical_uid(uid, original));
+        Instance {
+            event,
+            start: original,
+            end,
+            stable_id,
+            series: stored.key,
+        }
+    }
+
+    /// Occurrences and exceptions of one series overlapping `[from, to)`,
+    /// without cancelled ones, ordered by start.
+    pub fn instances(
+        &self,
+        key: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        form: IdForm,
+    ) -> Vec<Instance> {
+        let Some(stored) = self.events.get(&key) else {
+            return Vec::new();
+        };
+        // Exceptions may have moved later than the window's end: expand a
+        // little beyond it and filter on the real span.
+        let horizon = to
+            .checked_add_signed(chrono::Duration::days(366))
+            .unwrap_or(to);
+        let mut out: Vec<Instance> = self
+            .generated(stored, horizon)
+            .into_iter()
+            .filter(|(start, _)| !stored.cancelled.contains(&start.timestamp()))
+            .map(|(start, end)| self.occurrence(stored, start, end, form))
+            .filter(|instance| instance.start < to && instance.end > from)
+            .collect();
+        out.sort_by_key(|i| i.start);
+        out
+    }
+
+    /// `calendarView`: single instances, occurrences and exceptions
+    /// overlapping the window, by start.
+    pub fn view(&self, from: DateTime<Utc>, to: DateTime<Utc>, form: IdForm) -> Vec<Instance> {
+        let mut out = Vec::new();
+        for (key, stored) in &self.events {
+            if stored.event.recurrence.is_some() {
+                out.extend(self.instances(*key, from, to, form));
+            } else if let Some(item) = self.item(*key, form)
+                && item.start < to
+                && item.end > from
+            {
+                out.push(item);
+            }
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then(a.stable_id.cmp(&b.stable_id)));
+        out
+    }
+
+    /// Fills the server-owned properties of a new event and validates it.
+    fn complete_new(&self, mut event: Event, now: DateTime<Utc>) -> Result<Event, ApiError> {
+        let stamp = time::format_instant(now);
+        event.created_date_time = Some(stamp.clone());
+        event.last_modified_date_time = Some(stamp);
+        event.change_key = Some(new_change_key());
+        event.i_cal_uid = Some(new_ical_uid());
+        event.categories.get_or_insert_with(Vec::new);
+        event.reminder_minutes_before_start.get_or_insert(15);
+        event.is_reminder_on.get_or_insert(true);
+        event.has_attachments = Some(false);
+        event.hide_attendees.get_or_insert(false);
+        event.importance.get_or_insert(Importance::Normal);
+        event.sensitivity.get_or_insert(Sensitivity::Normal);
+        event.is_all_day.get_or_insert(false);
+        event.is_cancelled.get_or_insert(false);
+        event.is_draft.get_or_insert(false);
+        event.response_requested.get_or_insert(true);
+        event.show_as.get_or_insert(FreeBusyStatus::Busy);
+        event.allow_new_time_proposals.get_or_insert(true);
+        event.is_online_meeting.get_or_insert(false);
+        event
+            .online_meeting_provider
+            .get_or_insert(OnlineMeetingProvider::Unknown);
+        event.body.get_or_insert(ItemBody {
+            content_type: Some(BodyType::Html),
+            content: Some(String::new()),
+        });
+        event.attendees.get_or_insert_with(Vec::new);
+        if event.organizer.is_none() {
+            event.organizer = Some(self.owner());
+        }
+        let own_address = |r: &Recipient| {
+            r.email_address
+                .as_ref()
+                .and_then(|e| e.address.as_deref())
+                .is_some_and(|a| a.eq_ignore_ascii_case(&self.upn))
+        };
+        let is_organizer = event.organizer.as_ref().is_some_and(own_address);
+        event.is_organizer = Some(is_organizer);
+        event.response_status.get_or_insert(ResponseStatus {
+            response: Some(if is_organizer {
+                ResponseType::Organizer
+            } else {
+                ResponseType::NotResponded
+            }),
+            time: Some("0001-01-01T00:00:00Z".into()),
+        });
+        event.event_type = Some(if event.recurrence.is_some() {
+            EventType::SeriesMaster
+        } else {
+            EventType::SingleInstance
+        });
+        if event.location.is_none() {
+            event.location = Some(Location {
+                display_name: Some(String::new()),
+                location_type: Some(LocationType::Default),
+                unique_id_type: Some(LocationUniqueIdType::Unknown),
+                ..Location::default()
+            });
+            event.locations.get_or_insert_with(Vec::new);
+        }
+        event.original_start_time_zone = event.start.as_ref().and_then(|s| s.time_zone.clone());
+        event.original_end_time_zone = event.end.as_ref().and_then(|e| e.time_zone.clone());
+        normalize(&mut event)?;
+        Ok(event)
+    }
+
+    /// Creates an event; with a `transactionId` seen before, returns the
+    /// existing event instead (Graph's duplicate-create guard).
+    pub fn create(
+        &mut self,
+        input: Event,
+        calendar: u8,
+        now: DateTime<Utc>,
+    ) -> Result<(Uuid, bool), ApiError> {
+        if let Some(tx) = &input.transaction_id
+            && let Some(existing) = self.transactions.get(tx)
+            && self.events.contains_key(existing)
+        {
+            return Ok((*existing, false));
+        }
+        let mut event = self.complete_new(input, now)?;
+        let extended = event
+            .single_value_extended_properties
+            .take()
+            .unwrap_or_default();
+        let key = Uuid::new_v4();
+        if let Some(tx) = &event.transaction_id {
+            self.transactions.insert(tx.clone(), key);
+        }
+        self.events.insert(
+            key,
+            StoredEvent {
+                key,
+                calendar,
+                event,
+                exceptions: BTreeMap::new(),
+                cancelled: BTreeSet::new(),
+                extended,
+            },
+        );
+        Ok((key, true))
+    }
+
+    /// Applies a PATCH; editing an occurrence turns it into an exception.
+    pub fn update(
+        &mut self,
+        target: Target,
+        written: &Map<String, Value>,
+        patch: &Event,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let stamp = time::format_instant(now);
+        let Some(stored) = self.events.get(&target.master()) else {
+            return Err(ApiError::item_not_found());
+        };
+        match target {
+            Target::Item(key) => {
+                let mut merged = merge(&stored.event, written, patch)?;
+                if written.contains_key("recurrence")
+                    && stored.event.event_type == Some(EventType::SingleInstance)
+                    && merged.recurrence.is_some()
+                {
+                    merged.event_type = Some(EventType::SeriesMaster);
+                }
+                if written.contains_key("transactionId") {
+                    merged.transaction_id = stored.event.transaction_id.clone();
+                }
+                if merged.location != stored.event.location {
+                    merged.locations = merged.location.clone().map(|l| vec![l]);
+                }
+                normalize(&mut merged)?;
+                merged.change_key = Some(new_change_key());
+                merged.last_modified_date_time = Some(stamp);
+                let reshaped = merged.recurrence != stored.event.recurrence
+                    || merged.start != stored.event.start;
+                let new_extended = patch.single_value_extended_properties.clone();
+                merged.single_value_extended_properties = None;
+                let Some(stored) = self.events.get_mut(&key) else {
+                    return Err(ApiError::item_not_found());
+                };
+                if reshaped {
+                    // Exchange drops exceptions when a series' pattern or time changes.
+                    stored.exceptions.clear();
+                    stored.cancelled.clear();
+                }
+                stored.event = merged;
+                if let Some(props) = new_extended {
+                    upsert_extended(&mut stored.extended, props);
+                }
+            }
+            Target::Occurrence(key, original) => {
+                if written.contains_key("recurrence") {
+                    return Err(ApiError::bad_request(
+                        "ErrorInvalidRequest",
+                        "The recurrence of an occurrence cannot be changed; change the series master.",
+                    ));
+                }
+                let original_at = DateTime::from_timestamp(original, 0).unwrap_or_default();
+                let end = self
+                    .generated_end(stored, original)
+                    .ok_or_else(ApiError::item_not_found)?;
+                let current = self.occurrence(stored, original_at, end, IdForm::Immutable);
+                let mut merged = merge(&current.event, written, patch)?;
+                normalize(&mut merged)?;
+                merged.event_type = Some(EventType::Exception);
+                merged.change_key = Some(new_change_key());
+                merged.last_modified_date_time = Some(stamp.clone());
+                merged.single_value_extended_properties = None;
+                let Some(stored) = self.events.get_mut(&key) else {
+                    return Err(ApiError::item_not_found());
+                };
+                stored.exceptions.insert(original, merged);
+                stored.event.change_key = Some(new_change_key());
+                stored.event.last_modified_date_time = Some(stamp);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes an event, or cancels one occurrence of a series.
+    pub fn delete(
+        &mut self,
+        target: Target,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredEvent>, ApiError> {
+        match target {
+            Target::Item(key) => {
+                let removed = self
+                    .events
+                    .remove(&key)
+                    .ok_or_else(ApiError::item_not_found)?;
+                self.transactions.retain(|_, k| *k != key);
+                Ok(Some(removed))
+            }
+            Target::Occurrence(key, original) => {
+                let stored = self
+                    .events
+                    .get_mut(&key)
+                    .ok_or_else(ApiError::item_not_found)?;
+                stored.exceptions.remove(&original);
+                stored.cancelled.insert(original);
+                stored.event.change_key = Some(new_change_key());
+                stored.event.last_modified_date_time = Some(time::format_instant(now));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Moves an event to another of the mailbox's calendars (its REST id
+    /// changes, its immutable id does not).
+    pub fn move_to(&mut self, key: Uuid, calendar: u8, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let stored = self
+            .events
+            .get_mut(&key)
+            .ok_or_else(ApiError::item_not_found)?;
+        stored.calendar = calendar;
+        stored.event.change_key = Some(new_change_key());
+        stored.event.last_modified_date_time = Some(time::format_instant(now));
+        Ok(())
+    }
+
+    /// Every stored event as Graph shows it (masters, singles, exceptions).
+    pub fn all_events(&self, form: IdForm) -> Vec<Event> {
+        let mut out = Vec::new();
+        for (key, stored) in &self.events {
+            if let Some(item) = self.item(*key, form) {
+                out.push(item.event);
+            }
+            for original in stored.exceptions.keys() {
+                let at = DateTime::from_timestamp(*original, 0).unwrap_or_default();
+                out.push(self.occurrence(stored, at, at, form).event);
+            }
+        }
+        out
+    }
+}
+
+fn upsert_extended(
+    existing: &mut Vec<SingleValueExtendedProperty>,
+    props: Vec<SingleValueExtendedProperty>,
+) {
+    for prop in props {
+        match existing
+            .iter_mut()
+            .find(|p| p.id.eq_ignore_ascii_case(&prop.id))
+        {
+            Some(slot) => slot.value = prop.value,
+            None => existing.push(prop),
+        }
+    }
+}
+
+fn web_link(id: &str) -> String {
+    format!("https://outlook.office365.com/owa/?itemid={id}&exvsurl=1&path=/calendar/item")
+}
+
+/// Checks times, zones and recurrence and fills what Graph derives from them.
+fn normalize(event: &mut Event) -> Result<(), ApiError> {
+    let (Some(start), Some(end)) = (event.start.as_mut(), event.end.as_mut()) else {
+        return Err(ApiError::bad_request(
+            "ErrorInvalidRequest",
+            "Your request can't be completed. An event needs both a start and an end.",
+        ));
+    };
+    let start_utc = time::to_utc(start).map_err(date_error)?;
+    let end_utc = time::to_utc(end).map_err(date_error)?;
+    if end_utc < start_utc {
+        return Err(ApiError::bad_request(
+            "ErrorInvalidRequest",
+            "Your request can't be completed. The event's end is before its start.",
+        ));
+    }
+    for slot in [start, end] {
+        let naive = time::parse_naive(&slot.date_time).unwrap_or_default();
+        slot.date_time = time::format_naive(naive);
+        if slot
+            .time_zone
+            .as_deref()
+            .is_none_or(|z| z.trim().is_empty())
+        {
+            slot.time_zone = Some("UTC".into());
+        }
+    }
+    if let Some(recurrence) = &event.recurrence {
+        let zone = recurrence
+            .range
+            .recurrence_time_zone
+            .clone()
+            .or_else(|| event.start.as_ref().and_then(|s| s.time_zone.clone()));
+        let tz = time::zone_or_utc(zone.as_deref()).map_err(date_error)?;
+        let local_start = start_utc.with_timezone(&tz).date_naive();
+        recurrence::validate(recurrence, local_start)
+            .map_err(|message| ApiError::bad_request("ErrorPropertyValidationFailure", message))?;
+    }
+    if let Some(body) = &mut event.body {
+        body.content_type.get_or_insert(BodyType::Text);
+        body.content.get_or_insert_with(String::new);
+    }
+    event.body_preview = Some(body_preview(event.body.as_ref()));
+    if let Some(location) = &mut event.location {
+        location.location_type.get_or_insert(LocationType::Default);
+        if location.unique_id.is_none()
+            && location
+                .display_name
+                .as_deref()
+                .is_some_and(|d| !d.is_empty())
+        {
+            location.unique_id = location.display_name.clone();
+            location.unique_id_type = Some(LocationUniqueIdType::Private);
+        }
+        location
+            .unique_id_type
+            .get_or_insert(LocationUniqueIdType::Unknown);
+        if event.locations.as_ref().is_none_or(Vec::is_empty)
+            && location
+                .display_name
+                .as_deref()
+                .is_some_and(|d| !d.is_empty())
+        {
+            event.locations = Some(vec![location.clone()]);
+        }
+    }
+    for attendee in event.attendees.iter_mut().flatten() {
+        normalize_attendee(attendee);
+    }
+    if event.is_online_meeting == Some(true) {
+        let provider = match event.online_meeting_provider {
+            None | Some(OnlineMeetingProvider::Unknown) => OnlineMeetingProvider::TeamsForBusiness,
+            Some(other) => other,
+        };
+        event.online_meeting_provider = Some(provider);
+        if event
+            .online_meeting
+            .as_ref()
+            .and_then(|m| m.join_url.as_ref())
+            .is_none()
+        {
+            let thread = Uuid::new_v4().simple().to_string();
+            event.online_meeting = Some(OnlineMeetingInfo {
+                join_url: Some(format!(
+                    "https://teams.microsoft.com/l/meetup-join/19%3ameeting_{thread}%40thread.v2/0"
+                )),
+                conference_id: Some(format!("{}", Uuid::new_v4().as_u128() % 1_000_000_000)),
+                ..OnlineMeetingInfo::default()
+            });
+        }
+    }
+    Ok(())
+}
+
+fn normalize_attendee(attendee: &mut Attendee) {
+    attendee.attendee_type.get_or_insert(AttendeeType::Required);
+    attendee.status.get_or_insert(ResponseStatus {
+        response: Some(ResponseType::None),
+        time: Some("0001-01-01T00:00:00Z".into()),
+    });
+}
+
+/// The email addresses of an event's attendees.
+pub fn attendee_addresses(event: &Event) -> Vec<String> {
+    event
+        .attendees
+        .iter()
+        .flatten()
+        .filter_map(|a| a.email_address.as_ref()?.address.clone())
+        .collect()
+}
