@@ -1,5 +1,7 @@
 //! Users, mailbox states, auth, and event CRUD against the Graph simulator.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
 mod sim_graph_support;
 
 use halosync::sim::graph::{GraphAction, GraphSeed};
