@@ -1,7 +1,7 @@
 //! calendarView/delta: paging, later rounds, @removed, sparse occurrences,
 //! replays and token eviction.
 
-#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod sim_graph_support;
 

@@ -1,6 +1,6 @@
 //! Users, mailbox states, auth, and event CRUD against the Graph simulator.
 
-#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod sim_graph_support;
 

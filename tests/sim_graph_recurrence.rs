@@ -1,7 +1,7 @@
 //! calendarView and instances: recurrence expansion, DST, exceptions and
 //! cancelled occurrences.
 
-#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod sim_graph_support;
 
