@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::events::{self, Presentation};
+use super::events;
 use super::ids::{self, IdForm};
 use super::model::{Event, LifecycleEventType, Subscription};
+use super::odata::{Presentation, etag};
 use super::store::{Mailbox, MailboxState};
 use super::{Shared, subscriptions, time};
 use crate::sim::faults::FaultSettings;
@@ -337,7 +338,7 @@ pub(crate) fn state(shared: &Shared) -> GraphState {
                 .all_events(IdForm::Rest)
                 .into_iter()
                 .map(|mut e| {
-                    e.odata_etag = e.change_key.as_deref().map(events::etag);
+                    e.odata_etag = e.change_key.as_deref().map(etag);
                     e
                 })
                 .collect();

@@ -15,12 +15,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::Shared;
 use super::error::{ApiError, ApiResponse};
-use super::events::Presentation;
 use super::model::EventType;
+use super::odata::{Presentation, window};
 use super::routes::{ApiRequest, MailboxAccess, UserRef};
 use super::store::Instance;
-use super::{Shared, time};
 
 /// Graph's page size when the client states none.
 const DEFAULT_PAGE: usize = 10;
@@ -272,29 +272,6 @@ pub(crate) fn handle(
     }
     let first = first.ok_or_else(ApiError::item_not_found)?;
     Ok(respond(shared, user, first))
-}
-
-fn window(request: &ApiRequest) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let read = |name: &str| {
-        request
-            .query(name)
-            .and_then(time::parse_instant)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "ErrorInvalidParameter",
-                    "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
-                )
-            })
-    };
-    let from = read("startDateTime")?;
-    let to = read("endDateTime")?;
-    if to <= from {
-        return Err(ApiError::bad_request(
-            "ErrorInvalidParameter",
-            "The parameter 'EndDateTime' must be later than 'StartDateTime'.",
-        ));
-    }
-    Ok((from, to))
 }
 
 fn respond(shared: &Shared, user: &UserRef, page: PendingPage) -> ApiResponse {

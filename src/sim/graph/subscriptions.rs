@@ -10,12 +10,12 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResponse};
-use super::events::etag;
 use super::ids::{self, IdForm};
 use super::model::{
     ChangeNotification, ChangeNotificationCollection, ChangeType, LifecycleEventType, ResourceData,
     Subscription,
 };
+use super::odata::etag;
 use super::routes::{ApiRequest, Route, UserRef, check_rights, resolve_user};
 use super::{Delivery, Inner, Shared, collection, time};
 use crate::sim::token::Claims;
