@@ -8,9 +8,11 @@
 //! emits is built from [`GraphSimConfig::public_base`].
 //!
 //! Module map: [`model`] (Graph's wire types), [`store`] (mailboxes and the
-//! event store), [`recurrence`], [`time`], [`ids`], `routes` (routing, auth,
-//! throttling), `events`, `delta`, `subscriptions`, `batch`, and [`control`]
-//! (the seed/act/faults/state JSON of the control API).
+//! event store), `rules` (what Exchange fills in and checks on writes),
+//! [`recurrence`], [`time`], [`ids`], `routes` (routing, auth, throttling),
+//! `odata` (query options, paging), `events`, `delta`, `subscriptions`,
+//! `batch`, and [`control`] (the seed/act/faults/state JSON of the control
+//! API).
 
 mod batch;
 pub mod control;
