@@ -255,11 +255,16 @@ fn find_instance(
         Target::Occurrence(key, original) => {
             let at = DateTime::from_timestamp(original, 0).ok_or_else(ApiError::item_not_found)?;
             let far = chrono::Duration::days(400);
-            mb.instances(key, at - far, at + far, form)
-                .into_iter()
-                .find(|i| {
-                    i.stable_id == ids::occurrence_id(IdForm::Immutable, key, stored.calendar, at)
-                })
+            mb.instances(
+                key,
+                at.checked_sub_signed(far).unwrap_or(at),
+                at.checked_add_signed(far).unwrap_or(at),
+                form,
+            )
+            .into_iter()
+            .find(|i| {
+                i.stable_id == ids::occurrence_id(IdForm::Immutable, key, stored.calendar, at)
+            })
         }
     };
     Ok((

@@ -144,7 +144,7 @@ impl Mailbox {
     /// (unix seconds), if the series has one there.
     fn generated_end(&self, stored: &StoredEvent, original: i64) -> Option<DateTime<Utc>> {
         let at = DateTime::from_timestamp(original, 0)?;
-        self.generated(stored, at + chrono::Duration::seconds(1))
+        self.generated(stored, at.checked_add_signed(chrono::Duration::seconds(1))?)
             .into_iter()
             .find(|(start, _)| *start == at)
             .map(|(_, end)| end)
@@ -182,7 +182,7 @@ impl Mailbox {
             .map(|local| {
                 (
                     time::local_to_utc(tz, local),
-                    time::local_to_utc(tz, local + local_length),
+                    time::local_to_utc(tz, local.checked_add_signed(local_length).unwrap_or(local)),
                 )
             })
             .collect()

@@ -313,7 +313,10 @@ fn expiry(shared: &Shared, raw: Option<&str>) -> Result<DateTime<Utc>, ApiError>
     if requested <= now {
         return Err(invalid("Subscription expiration must be in the future."));
     }
-    if requested > now + Duration::minutes(max) {
+    let latest = now
+        .checked_add_signed(Duration::minutes(max))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    if requested > latest {
         return Err(ApiError::bad_request(
             "ExtensionError",
             format!("Subscription expiration can only be {max} minutes in the future."),

@@ -96,12 +96,10 @@ pub fn local_to_utc(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&naive) {
         chrono::LocalResult::Single(dt) => dt.with_timezone(&Utc),
         chrono::LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
-        chrono::LocalResult::None => {
-            let later = naive + chrono::Duration::hours(1);
-            tz.from_local_datetime(&later)
-                .earliest()
-                .map_or_else(|| naive.and_utc(), |dt| dt.with_timezone(&Utc))
-        }
+        chrono::LocalResult::None => naive
+            .checked_add_signed(chrono::Duration::hours(1))
+            .and_then(|later| tz.from_local_datetime(&later).earliest())
+            .map_or_else(|| naive.and_utc(), |dt| dt.with_timezone(&Utc)),
     }
 }
 
