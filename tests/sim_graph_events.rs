@@ -353,6 +353,15 @@ async fn immutable_ids_survive_a_move_between_calendars_and_rest_ids_do_not() {
         .await;
     assert_eq!(still.status, StatusCode::OK);
     assert_eq!(still.body["id"], immutable.as_str());
+    // The default calendar no longer lists it; the other calendar does.
+    let default = h.get(&format!("/users/{ADELE}/events")).await;
+    assert_eq!(default.body["value"].as_array().unwrap().len(), 0);
+    let calendars = h.get(&format!("/users/{ADELE}/calendars")).await;
+    let other = calendars.body["value"][1]["id"].as_str().unwrap();
+    let listed = h
+        .get(&format!("/users/{ADELE}/calendars/{other}/events"))
+        .await;
+    assert_eq!(listed.body["value"][0]["id"], moved["id"]);
 }
 
 #[tokio::test]

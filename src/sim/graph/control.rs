@@ -24,7 +24,7 @@ use super::events;
 use super::ids::{self, IdForm};
 use super::model::{Event, LifecycleEventType, Subscription};
 use super::odata::{Presentation, etag};
-use super::store::{Mailbox, MailboxState};
+use super::store::{Mailbox, MailboxState, PRIMARY_CALENDAR};
 use super::{Shared, subscriptions, time};
 use crate::sim::faults::FaultSettings;
 
@@ -188,13 +188,14 @@ fn mailbox_key(shared: &Shared, upn: &str) -> Result<String, GraphSimError> {
 
 fn id_pair(value: &Value) -> Value {
     let id = value.get("id").and_then(Value::as_str).unwrap_or_default();
+    // Immutable ids ignore the calendar, so any index will do.
     let immutable = ids::parse(id).map(|p| {
         match p
             .original_start
             .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
         {
-            Some(at) => ids::occurrence_id(IdForm::Immutable, p.key, p.calendar.unwrap_or(0), at),
-            None => ids::item_id(IdForm::Immutable, p.key, p.calendar.unwrap_or(0)),
+            Some(at) => ids::occurrence_id(IdForm::Immutable, p.key, PRIMARY_CALENDAR, at),
+            None => ids::item_id(IdForm::Immutable, p.key, PRIMARY_CALENDAR),
         }
     });
     json!({"id": id, "immutable_id": immutable})
@@ -223,8 +224,15 @@ pub(crate) fn seed(shared: &Arc<Shared>, seed: GraphSeed) -> Result<Value, Graph
         let key = mailbox_key(shared, &upn)?;
         let mut ids = Vec::new();
         for event in list {
-            let (value, _) =
-                events::create_event(shared, &key, &event, 0, &view, IdForm::Rest, false)?;
+            let (value, _) = events::create_event(
+                shared,
+                &key,
+                &event,
+                PRIMARY_CALENDAR,
+                &view,
+                IdForm::Rest,
+                false,
+            )?;
             ids.push(id_pair(&value));
         }
         events_out.insert(upn, Value::Array(ids));
@@ -250,7 +258,7 @@ pub(crate) fn act(shared: &Arc<Shared>, action: GraphAction) -> Result<Value, Gr
         } => {
             let key = mailbox_key(shared, &mailbox)?;
             let calendar = match calendar {
-                None => 0,
+                None => PRIMARY_CALENDAR,
                 Some(name) => events::calendar_index_of(shared, &key, &name)?,
             };
             let (value, _) =

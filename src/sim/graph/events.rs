@@ -15,7 +15,7 @@ use super::ids::{self, IdForm};
 use super::model::{ChangeType, Event, ExchangeIdFormat, SingleValueExtendedProperty};
 use super::odata::{Presentation, etag, matches, page, parse_filter, window, with_prefs};
 use super::routes::{ApiRequest, MailboxAccess, Route, UserRef, resolve_user};
-use super::store::{self, CALENDAR_NAMES, Instance, Mailbox, Target};
+use super::store::{self, CALENDAR_NAMES, Instance, Mailbox, PRIMARY_CALENDAR, Target};
 use super::{Inner, Invitation, Shared, collection, rules, subscriptions, time};
 use crate::sim::token::Claims;
 
@@ -91,7 +91,7 @@ pub(crate) fn handle(
             let inner = shared.lock();
             let mb = mailbox(&inner, key)?;
             let value = (0..CALENDAR_NAMES.len() as u8)
-                .map(|i| json!({"id": calendar_id(mb, i), "name": CALENDAR_NAMES[usize::from(i)], "isDefaultCalendar": i == 0}))
+                .map(|i| json!({"id": calendar_id(mb, i), "name": CALENDAR_NAMES[usize::from(i)], "isDefaultCalendar": i == PRIMARY_CALENDAR}))
                 .collect();
             Ok(ApiResponse::json(
                 StatusCode::OK,
@@ -109,11 +109,15 @@ pub(crate) fn handle(
             let filter = request.query("$filter").map(parse_filter).transpose()?;
             let inner = shared.lock();
             let mb = mailbox(&inner, key)?;
-            let calendar = calendar.map(|c| calendar_index(mb, &c)).transpose()?;
+            // `/events` and `/calendar/events` list the default calendar.
+            let calendar = match calendar {
+                Some(c) => calendar_index(mb, &c)?,
+                None => PRIMARY_CALENDAR,
+            };
             let mut items: Vec<(&store::StoredEvent, Instance)> = mb
                 .events
                 .values()
-                .filter(|s| calendar.is_none_or(|c| c == s.calendar))
+                .filter(|s| s.calendar == calendar)
                 .filter_map(|s| Some((s, mb.item(s.key, form)?)))
                 .filter(|(s, i)| filter.as_ref().is_none_or(|f| matches(f, i, &s.extended)))
                 .collect();
@@ -138,7 +142,7 @@ pub(crate) fn handle(
                 calendar
                     .map(|c| calendar_index(mb, &c))
                     .transpose()?
-                    .unwrap_or(0)
+                    .unwrap_or(PRIMARY_CALENDAR)
             };
             let (value, _) = create_event(
                 shared,

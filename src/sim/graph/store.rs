@@ -32,6 +32,8 @@ pub enum MailboxState {
 }
 
 pub const CALENDAR_NAMES: [&str; 2] = ["Calendar", "Other Calendar"];
+/// The index of the default calendar in [`CALENDAR_NAMES`].
+pub const PRIMARY_CALENDAR: u8 = 0;
 
 /// A master or single event, its exceptions and cancelled occurrences.
 #[derive(Debug, Clone)]
@@ -297,11 +299,15 @@ impl Mailbox {
         out
     }
 
-    /// `calendarView`: single instances, occurrences and exceptions
+    /// `calendarView` of the primary calendar (as `/calendarView` and its
+    /// delta serve): single instances, occurrences and exceptions
     /// overlapping the window, by start.
     pub fn view(&self, from: DateTime<Utc>, to: DateTime<Utc>, form: IdForm) -> Vec<Instance> {
         let mut out = Vec::new();
         for (key, stored) in &self.events {
+            if stored.calendar != PRIMARY_CALENDAR {
+                continue;
+            }
             if stored.event.recurrence.is_some() {
                 out.extend(self.instances(*key, from, to, form));
             } else if let Some(item) = self.item(*key, form)

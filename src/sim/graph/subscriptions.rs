@@ -454,29 +454,20 @@ async fn create(
     if let Some(lifecycle_url) = &body.lifecycle_notification_url {
         validate_endpoint(shared, lifecycle_url).await?;
     }
-    let (user_id, creator) = {
+    let creator = {
         let inner = shared.lock();
-        let user_id = inner
-            .mailboxes
-            .get(&mailbox)
-            .map(|m| m.user_id.clone())
-            .unwrap_or_default();
-        let creator = caller
+        caller
             .upn
             .as_ref()
             .and_then(|u| inner.mailbox_key(u))
-            .and_then(|k| inner.mailboxes.get(&k).map(|m| m.user_id.clone()));
-        (user_id, creator)
+            .and_then(|k| inner.mailboxes.get(&k).map(|m| m.user_id.clone()))
     };
     let id = Uuid::new_v4().to_string();
     let subscription = Subscription {
         odata_context: None,
         odata_type: None,
         id: Some(id.clone()),
-        resource: Some(match user {
-            UserRef::Me => resource.clone(),
-            UserRef::User(_) => format!("/users/{user_id}/events"),
-        }),
+        resource: Some(resource),
         application_id: Some(caller.appid.clone()),
         change_type: body.change_type.clone(),
         client_state: body.client_state.clone(),
