@@ -98,6 +98,8 @@ async fn tokens_are_checked_expiry_audience_roles_and_delegation() {
 
     let app_me = h.get("/me/events").await;
     assert_eq!(app_me.status, StatusCode::BAD_REQUEST);
+    let app_me = h.get("/me").await;
+    assert_eq!(app_me.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

@@ -24,11 +24,11 @@ pub(crate) fn get_user(
     caller: &Claims,
     user: &UserRef,
 ) -> Result<ApiResponse, ApiError> {
-    let key = resolve_user(shared, caller, user).map_err(|_| {
-        let name = match user {
-            UserRef::Me => "me".to_string(),
-            UserRef::User(u) => u.clone(),
+    let key = resolve_user(shared, caller, user).map_err(|error| {
+        let UserRef::User(name) = user else {
+            return error;
         };
+        // The directory, not Exchange, answers for unknown users here.
         ApiError::new(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
