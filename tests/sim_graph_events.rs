@@ -507,6 +507,10 @@ async fn bad_input_gets_graph_errors_not_panics() {
             "TimeZoneNotSupportedException",
         ),
         (json!([1, 2]), "BadRequest"),
+        (
+            json!({"subject": "x", "isAllDay": true, "start": {"dateTime": "2026-01-01T09:00:00", "timeZone": "UTC"}, "end": {"dateTime": "2026-01-02T00:00:00", "timeZone": "UTC"}}),
+            "ErrorInvalidRequest",
+        ),
     ];
     for (body, code) in cases {
         let reply = h.post(&path, &body).await;

@@ -227,3 +227,40 @@ async fn an_invalid_recurrence_is_refused() {
     assert_eq!(missing_window.status, StatusCode::BAD_REQUEST);
     assert_eq!(missing_window.code(), "ErrorInvalidParameter");
 }
+
+#[tokio::test]
+async fn an_all_day_series_stays_at_local_midnight_and_its_summer_occurrences_can_be_edited() {
+    let h = Harness::with_mailboxes(&[ADELE]).await;
+    let body = json!({
+        "subject": "Holiday rota", "isAllDay": true,
+        "start": {"dateTime": "2026-03-23T00:00:00", "timeZone": "Europe/London"},
+        "end": {"dateTime": "2026-03-24T00:00:00", "timeZone": "Europe/London"},
+        "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+                       "range": {"type": "numbered", "startDate": "2026-03-23", "numberOfOccurrences": 2}}
+    });
+    assert_eq!(
+        h.post(&format!("/users/{ADELE}/events"), &body)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let view = h
+        .get_with(
+            &format!("/users/{ADELE}/{MARCH_APRIL}"),
+            &[("Prefer", "outlook.timezone=\"Europe/London\"")],
+        )
+        .await;
+    assert_eq!(
+        starts(&view.body),
+        ["2026-03-23T00:00:00.0000000", "2026-03-30T00:00:00.0000000"]
+    );
+    let summer = view.body["value"][1]["id"].as_str().unwrap();
+    let edited = h
+        .patch(
+            &format!("/users/{ADELE}/events/{summer}"),
+            &json!({"subject": "Rota (swap)"}),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    assert_eq!(edited.body["isAllDay"], true);
+}

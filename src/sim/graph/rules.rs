@@ -250,6 +250,21 @@ pub(super) fn normalize(event: &mut Event) -> Result<(), ApiError> {
             "Your request can't be completed. The event's end is before its start.",
         ));
     }
+    if event.is_all_day == Some(true) {
+        let midnight = |value: &str| {
+            time::parse_naive(value).is_some_and(|n| n.time() == chrono::NaiveTime::MIN)
+        };
+        if !midnight(&start.date_time)
+            || !midnight(&end.date_time)
+            || start.time_zone != end.time_zone
+            || end_utc == start_utc
+        {
+            return Err(ApiError::bad_request(
+                "ErrorInvalidRequest",
+                "Your request can't be completed. An all-day event must start and end at midnight in one time zone.",
+            ));
+        }
+    }
     for slot in [start, end] {
         let naive = time::parse_naive(&slot.date_time).unwrap_or_default();
         slot.date_time = time::format_naive(naive);

@@ -256,8 +256,16 @@ impl Mailbox {
         event.transaction_id = None;
         event.cancelled_occurrences = None;
         event.original_start = Some(time::format_instant(original).replace(".0000000Z", "Z"));
-        event.start = Some(time::render(original, "UTC"));
-        event.end = Some(time::render(end, "UTC"));
+        // In the series' own zone, so an edit keeps an all-day occurrence at
+        // local midnight.
+        let zone = stored
+            .event
+            .start
+            .as_ref()
+            .and_then(|s| s.time_zone.clone())
+            .unwrap_or_else(|| "UTC".into());
+        event.start = Some(time::render(original, &zone));
+        event.end = Some(time::render(end, &zone));
         event.i_cal_uid = event
             .i_cal_uid
             .as_deref()
