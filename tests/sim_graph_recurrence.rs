@@ -108,6 +108,16 @@ async fn occurrence_ids_are_stable_and_edits_and_cancellations_stick() {
     assert_eq!(edited.body["type"], "exception");
     assert_eq!(edited.body["id"], occurrence_ids[1].as_str());
 
+    // Moving it onto the next occurrence is refused.
+    let crossing = h
+        .patch(
+            &format!("/users/{ADELE}/events/{}", occurrence_ids[1]),
+            &json!({"start": {"dateTime": "2026-03-30T09:00:00", "timeZone": "Europe/London"}, "end": {"dateTime": "2026-03-30T09:30:00", "timeZone": "Europe/London"}}),
+        )
+        .await;
+    assert_eq!(crossing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(crossing.code(), "ErrorOccurrenceCrossingBoundary");
+
     // Cancel the third.
     assert_eq!(
         h.delete(&format!("/users/{ADELE}/events/{}", occurrence_ids[2]))

@@ -427,6 +427,10 @@ impl Mailbox {
                 let current = self.occurrence(stored, original_at, end, IdForm::Immutable);
                 let mut merged = rules::merge(&current.event, written, patch)?;
                 rules::normalize(&mut merged)?;
+                let new_start = merged.start.as_ref().and_then(|s| time::to_utc(s).ok());
+                if let Some(new_start) = new_start {
+                    self.check_within_neighbours(key, original_at, new_start)?;
+                }
                 merged.event_type = Some(EventType::Exception);
                 merged.change_key = Some(rules::new_change_key());
                 merged.last_modified_date_time = Some(stamp.clone());
@@ -438,6 +442,42 @@ impl Mailbox {
                 stored.event.change_key = Some(rules::new_change_key());
                 stored.event.last_modified_date_time = Some(stamp);
             }
+        }
+        Ok(())
+    }
+
+    /// Exchange refuses to move an occurrence onto or past the occurrences
+    /// before and after it.
+    fn check_within_neighbours(
+        &self,
+        key: Uuid,
+        original: DateTime<Utc>,
+        new_start: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let reach = chrono::Duration::days(800);
+        let from = original.checked_sub_signed(reach).unwrap_or(original);
+        let to = original.checked_add_signed(reach).unwrap_or(original);
+        let others: Vec<(i64, DateTime<Utc>)> = self
+            .instances(key, from, to, IdForm::Immutable)
+            .into_iter()
+            .filter_map(|i| Some((ids::parse(&i.stable_id)?.original_start?, i.start)))
+            .filter(|(at, _)| *at != original.timestamp())
+            .collect();
+        let previous = others
+            .iter()
+            .filter(|(at, _)| *at < original.timestamp())
+            .map(|(_, s)| *s)
+            .max();
+        let next = others
+            .iter()
+            .filter(|(at, _)| *at > original.timestamp())
+            .map(|(_, s)| *s)
+            .min();
+        if previous.is_some_and(|p| new_start <= p) || next.is_some_and(|n| new_start >= n) {
+            return Err(ApiError::bad_request(
+                "ErrorOccurrenceCrossingBoundary",
+                "An occurrence can't be moved to or beyond an adjacent occurrence.",
+            ));
         }
         Ok(())
     }
