@@ -46,7 +46,7 @@ pub use control::{
 pub use store::MailboxState;
 
 /// What the composer hands the Graph simulator.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GraphSimConfig {
     /// The public URL the router is mounted at, such as
     /// `http://127.0.0.1:8080/graph`; nextLink/deltaLink URLs start with it.
@@ -54,6 +54,16 @@ pub struct GraphSimConfig {
     pub clock: SharedClock,
     /// Verifies the bearer tokens the identity platform minted.
     pub tokens: Arc<TokenAuthority>,
+}
+
+// The token authority holds the signing key: keep it out of Debug output.
+impl std::fmt::Debug for GraphSimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphSimConfig")
+            .field("public_base", &self.public_base)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Tunables the control API can change (`POST /_sim/faults`).
@@ -107,7 +117,6 @@ impl Inner {
     }
 }
 
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub base: String,
     pub clock: SharedClock,
@@ -116,6 +125,14 @@ pub(crate) struct Shared {
     /// For validation handshakes and notification delivery.
     pub http: reqwest::Client,
     state: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphSim")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -198,4 +215,27 @@ impl GraphSim {
 /// `{"value": [...]}` with an OData context.
 pub(crate) fn collection(context: String, value: Vec<Value>) -> Value {
     json!({"@odata.context": context, "value": value})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    #[test]
+    fn debug_output_leaves_out_the_token_signing_key() {
+        let config = GraphSimConfig {
+            public_base: "http://127.0.0.1:1/graph/".into(),
+            clock: Arc::new(SystemClock),
+            tokens: Arc::new(TokenAuthority::new()),
+        };
+        let config_debug = format!("{config:?}");
+        let sim = GraphSim::new(config);
+        let sim_debug = format!("{sim:?}");
+        for text in [&config_debug, &sim_debug] {
+            assert!(!text.contains("key"), "{text}");
+            assert!(text.contains("127.0.0.1:1/graph"), "{text}");
+        }
+        assert_eq!(sim.public_base(), "http://127.0.0.1:1/graph");
+    }
 }
