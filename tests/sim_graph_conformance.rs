@@ -328,6 +328,26 @@ async fn everything_the_simulator_emits_conforms_to_the_schemas() {
         assert!(!items.is_empty());
         emitted.extend(items.iter().map(|e| ("microsoft.graph.event", e.clone())));
     }
+    // A later delta round carries @removed entries and changed series.
+    let first_round = h
+        .get_with(
+            &format!("{mailbox}/calendarView/delta?startDateTime=2026-02-01T00:00:00Z&endDateTime=2026-03-01T00:00:00Z"),
+            &[("Prefer", "odata.maxpagesize=100")],
+        )
+        .await;
+    let delta_link = first_round.body["@odata.deltaLink"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cancelled = view.body["value"][2]["id"].as_str().unwrap();
+    h.delete(&format!("{mailbox}/events/{cancelled}")).await;
+    let second_round = h.get(&delta_link).await;
+    let changes = second_round.body["value"].as_array().unwrap();
+    assert!(
+        changes.iter().any(|e| e.get("@removed").is_some()),
+        "{changes:?}"
+    );
+    emitted.extend(changes.iter().map(|e| ("microsoft.graph.event", e.clone())));
     for list in h.get("/subscriptions").await.body["value"]
         .as_array()
         .unwrap()
@@ -341,8 +361,9 @@ async fn everything_the_simulator_emits_conforms_to_the_schemas() {
     for sub in state["subscriptions"].as_array().unwrap() {
         emitted.push(("microsoft.graph.subscription", sub.clone()));
     }
-    // created (master), updated (exception), created + deleted (act), then lifecycle.
-    for _ in 0..4 {
+    // created (master), updated (exception), created + deleted (act),
+    // updated (cancelled occurrence), then lifecycle.
+    for _ in 0..5 {
         emitted.push((
             "microsoft.graph.changeNotificationCollection",
             received(&mut rx).await,
