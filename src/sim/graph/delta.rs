@@ -7,7 +7,7 @@
 //! the window). Tokens are immutable, so replaying an old one is allowed;
 //! eviction from the control API makes them answer `410 Gone`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use axum::http::{StatusCode, header};
@@ -19,8 +19,8 @@ use super::Shared;
 use super::error::{ApiError, ApiResponse};
 use super::model::EventType;
 use super::odata::{Presentation, window};
-use super::routes::{ApiRequest, MailboxAccess, UserRef};
-use super::store::Instance;
+use super::routes::{ApiRequest, MailboxAccess, Prefs, UserRef};
+use super::store::{Instance, Mailbox};
 
 /// Graph's page size when the client states none.
 const DEFAULT_PAGE: usize = 10;
@@ -49,20 +49,49 @@ struct PendingPage {
     delta_token: String,
 }
 
-/// Outstanding skip tokens and delta tokens.
+/// Like Exchange's sync-state cache, the simulator keeps only so many
+/// tokens; the oldest are forgotten (and answer `410 Gone`).
+const MAX_TOKENS: usize = 5_000;
+
+/// Outstanding skip tokens and delta tokens, oldest first in `order`.
 #[derive(Debug, Default)]
 pub(crate) struct DeltaTokens {
     pages: HashMap<String, PendingPage>,
     snapshots: HashMap<String, Snapshot>,
+    order: VecDeque<String>,
 }
 
 impl DeltaTokens {
+    fn remember_page(&mut self, token: String, page: PendingPage) {
+        self.order.push_back(token.clone());
+        self.pages.insert(token, page);
+        self.forget_oldest();
+    }
+
+    fn remember_snapshot(&mut self, token: String, snapshot: Snapshot) {
+        self.order.push_back(token.clone());
+        self.snapshots.insert(token, snapshot);
+        self.forget_oldest();
+    }
+
+    fn forget_oldest(&mut self) {
+        while self.order.len() > MAX_TOKENS {
+            if let Some(old) = self.order.pop_front() {
+                self.pages.remove(&old);
+                self.snapshots.remove(&old);
+            }
+        }
+    }
+
     /// Drops the tokens of one mailbox (or all with `*`).
     pub fn evict(&mut self, mailbox: &str) {
         let all = mailbox == "*";
         let mailbox = mailbox.to_lowercase();
         self.pages.retain(|_, p| !all && p.mailbox != mailbox);
         self.snapshots.retain(|_, s| !all && s.mailbox != mailbox);
+        let (pages, snapshots) = (&self.pages, &self.snapshots);
+        self.order
+            .retain(|t| pages.contains_key(t) || snapshots.contains_key(t));
     }
 }
 
@@ -87,7 +116,8 @@ fn gone(shared: &Shared, user: &UserRef) -> ApiError {
     )
 }
 
-/// What a client must be told about an instance, as (version, sparse?).
+/// The version of an instance a client has seen: a change to any of these
+/// puts it in the next round.
 fn version(instance: &Instance) -> String {
     format!(
         "{}|{}|{}",
@@ -160,6 +190,50 @@ pub(crate) fn handle(
         .mailboxes
         .get(&access.mailbox)
         .ok_or_else(ApiError::item_not_found)?;
+    let empty = BTreeMap::new();
+    let before = previous.as_ref().map_or(&empty, |s| &s.seen);
+    let (changed_groups, seen) = round_changes(mailbox, from, to, &prefs, before);
+    let pages = paginate(changed_groups, page_size);
+    let delta_token = new_token();
+    inner.delta.remember_snapshot(
+        delta_token.clone(),
+        Snapshot {
+            mailbox: access.mailbox.clone(),
+            from,
+            to,
+            seen,
+        },
+    );
+    let tokens: Vec<String> = pages.iter().map(|_| new_token()).collect();
+    let mut first = None;
+    for (index, items) in pages.into_iter().enumerate() {
+        let page = PendingPage {
+            mailbox: access.mailbox.clone(),
+            items,
+            next_skip: tokens.get(index + 1).cloned(),
+            delta_token: delta_token.clone(),
+        };
+        if index == 0 {
+            first = Some(page.clone());
+        }
+        if let Some(token) = tokens.get(index) {
+            inner.delta.remember_page(token.clone(), page);
+        }
+    }
+    let first = first.ok_or_else(ApiError::item_not_found)?;
+    Ok(respond(shared, user, first))
+}
+
+/// Compares the window now with what the client saw: the changed groups
+/// (a series with its master, or a single event), then one group of
+/// `@removed` entries, and the new snapshot.
+fn round_changes(
+    mailbox: &Mailbox,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    prefs: &Prefs,
+    before: &BTreeMap<String, Seen>,
+) -> (Vec<Vec<Value>>, BTreeMap<String, Seen>) {
     let view = Presentation {
         zone: prefs.zone(),
         select: None,
@@ -193,8 +267,6 @@ pub(crate) fn handle(
             members.insert(0, (master, false));
         }
     }
-    let empty = BTreeMap::new();
-    let before = previous.as_ref().map_or(&empty, |s| &s.seen);
     let mut seen = BTreeMap::new();
     let mut changed_groups: Vec<Vec<Value>> = Vec::new();
     for members in groups.values() {
@@ -231,6 +303,11 @@ pub(crate) fn handle(
     if !removed.is_empty() {
         changed_groups.push(removed);
     }
+    (changed_groups, seen)
+}
+
+/// Splits changes into pages of about `page_size`, never splitting a group.
+fn paginate(changed_groups: Vec<Vec<Value>>, page_size: usize) -> Vec<Vec<Value>> {
     // A series is never split across pages (a page may run over to keep it).
     let mut pages: Vec<Vec<Value>> = Vec::new();
     for group in changed_groups {
@@ -244,34 +321,7 @@ pub(crate) fn handle(
     if pages.is_empty() {
         pages.push(Vec::new());
     }
-    let delta_token = new_token();
-    inner.delta.snapshots.insert(
-        delta_token.clone(),
-        Snapshot {
-            mailbox: access.mailbox.clone(),
-            from,
-            to,
-            seen,
-        },
-    );
-    let tokens: Vec<String> = pages.iter().map(|_| new_token()).collect();
-    let mut first = None;
-    for (index, items) in pages.into_iter().enumerate() {
-        let page = PendingPage {
-            mailbox: access.mailbox.clone(),
-            items,
-            next_skip: tokens.get(index + 1).cloned(),
-            delta_token: delta_token.clone(),
-        };
-        if index == 0 {
-            first = Some(page.clone());
-        }
-        if let Some(token) = tokens.get(index) {
-            inner.delta.pages.insert(token.clone(), page);
-        }
-    }
-    let first = first.ok_or_else(ApiError::item_not_found)?;
-    Ok(respond(shared, user, first))
+    pages
 }
 
 fn respond(shared: &Shared, user: &UserRef, page: PendingPage) -> ApiResponse {
