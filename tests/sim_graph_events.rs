@@ -560,3 +560,91 @@ async fn requests_are_counted_by_route_template() {
     assert_eq!(state.by_route["GET /v1.0/users/{u}/events"], 2);
     assert_eq!(state.by_route["GET /v1.0/users/{u}"], 1);
 }
+
+#[tokio::test]
+async fn the_control_api_seeds_acts_and_refuses_bad_requests_clearly() {
+    let h = Harness::start().await;
+    let seed: GraphSeed = serde_json::from_value(json!({
+        "mailboxes": [{"upn": ADELE, "display_name": "Adele Vance"}],
+        "events": {ADELE: [event("seeded", "2026-02-10T09:00:00", "2026-02-10T10:00:00", "UTC")]}
+    }))
+    .unwrap();
+    let ids = h.sim.seed(seed).unwrap();
+    let id = ids["events"][ADELE][0]["id"].as_str().unwrap().to_string();
+    assert!(ids["events"][ADELE][0]["immutable_id"].is_string());
+    assert!(ids["mailboxes"][ADELE].is_string());
+    assert_eq!(
+        h.sim.state().events[ADELE][0].id.as_deref(),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        h.sim.state().events[ADELE][0]
+            .organizer
+            .as_ref()
+            .unwrap()
+            .email_address
+            .as_ref()
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("Adele Vance")
+    );
+
+    let update: GraphAction = serde_json::from_value(
+        json!({"op": "update_event", "mailbox": ADELE, "id": id, "patch": {"subject": "renamed"}}),
+    )
+    .unwrap();
+    assert_eq!(
+        h.sim.act(update).await.unwrap()["event"]["subject"],
+        "renamed"
+    );
+    let delete: GraphAction =
+        serde_json::from_value(json!({"op": "delete_event", "mailbox": ADELE, "id": id})).unwrap();
+    h.sim.act(delete).await.unwrap();
+    assert!(h.sim.state().events[ADELE].is_empty());
+
+    let again: GraphAction =
+        serde_json::from_value(json!({"op": "delete_event", "mailbox": ADELE, "id": id})).unwrap();
+    let error = h.sim.act(again).await.unwrap_err().to_string();
+    assert!(error.contains("ErrorItemNotFound"), "{error}");
+    let nobody: GraphAction =
+        serde_json::from_value(json!({"op": "delete_event", "mailbox": "x@y.z", "id": id}))
+            .unwrap();
+    assert!(
+        h.sim
+            .act(nobody)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("x@y.z")
+    );
+    let duplicate: GraphSeed =
+        serde_json::from_value(json!({"mailboxes": [{"upn": ADELE.to_uppercase()}]})).unwrap();
+    assert!(h.sim.seed(duplicate).is_err());
+    let unknown_mailbox: GraphSeed =
+        serde_json::from_value(json!({"events": {"x@y.z": []}})).unwrap();
+    assert!(
+        h.sim
+            .seed(unknown_mailbox)
+            .unwrap_err()
+            .to_string()
+            .contains("x@y.z")
+    );
+    assert!(
+        serde_json::from_value::<GraphSeed>(json!({"mailbox": []})).is_err(),
+        "unknown keys are refused"
+    );
+    assert!(
+        serde_json::from_value::<GraphAction>(json!({"op": "explode", "mailbox": ADELE})).is_err()
+    );
+    assert!(
+        serde_json::from_value::<GraphSeed>(
+            json!({"mailboxes": [{"upn": "a@b.c", "state": "haunted"}]})
+        )
+        .is_err()
+    );
+
+    h.sim.reset();
+    assert!(h.sim.state().events.is_empty());
+    assert_eq!(h.sim.state().requests, 0);
+}
