@@ -195,6 +195,7 @@ async fn create_get_patch_delete_with_etags_and_if_match() {
     assert_eq!(fetched.body["subject"], "Standup");
 
     let path = format!("/users/{ADELE}/events/{id}");
+    h.clock.advance(chrono::Duration::minutes(5));
     let patched = h
         .call(
             Method::PATCH,
@@ -212,6 +213,8 @@ async fn create_get_patch_delete_with_etags_and_if_match() {
         patched.body["location"]["displayName"], "Room 1",
         "untouched"
     );
+    assert_eq!(patched.body["createdDateTime"], e["createdDateTime"]);
+    assert!(patched.body["lastModifiedDateTime"].as_str() > e["lastModifiedDateTime"].as_str());
 
     // The old etag is now stale.
     let stale = h
