@@ -224,7 +224,7 @@ pub(crate) fn seed(shared: &Arc<Shared>, seed: GraphSeed) -> Result<Value, Graph
         let key = mailbox_key(shared, &upn)?;
         let mut ids = Vec::new();
         for event in list {
-            let (value, _) = events::create_event(
+            let value = events::create_event(
                 shared,
                 &key,
                 &event,
@@ -261,7 +261,7 @@ pub(crate) fn act(shared: &Arc<Shared>, action: GraphAction) -> Result<Value, Gr
                 None => PRIMARY_CALENDAR,
                 Some(name) => events::calendar_index_of(shared, &key, &name)?,
             };
-            let (value, _) =
+            let value =
                 events::create_event(shared, &key, &event, calendar, &view, IdForm::Rest, true)?;
             Ok(with_ids(value))
         }

@@ -144,7 +144,7 @@ pub(crate) fn handle(
                     .transpose()?
                     .unwrap_or(PRIMARY_CALENDAR)
             };
-            let (value, _) = create_event(
+            let value = create_event(
                 shared,
                 key,
                 &body,
@@ -324,8 +324,8 @@ fn record_invitation(
     });
 }
 
-/// Creates an event; returns it rendered and whether it is new (a repeated
-/// `transactionId` returns the first one).
+/// Creates an event and returns it rendered; a repeated `transactionId`
+/// returns the first event (without new invitations or notifications).
 pub(crate) fn create_event(
     shared: &Arc<Shared>,
     key: &str,
@@ -334,7 +334,7 @@ pub(crate) fn create_event(
     view: &Presentation,
     form: IdForm,
     notify: bool,
-) -> Result<(Value, bool), ApiError> {
+) -> Result<Value, ApiError> {
     let (_, event) = rules::parse_event_body(body)?;
     let now = shared.now();
     let mut inner = shared.lock();
@@ -368,7 +368,7 @@ pub(crate) fn create_event(
         );
         subscriptions::notify(shared, &mut inner, key, event_key, ChangeType::Created);
     }
-    Ok((value, created))
+    Ok(value)
 }
 
 pub(crate) fn update_event(
@@ -432,17 +432,12 @@ pub(crate) fn delete_event(
     let (before, _) = find_instance(mb, target, IdForm::Immutable)?;
     // Notifications for a deleted item carry its last identity, so compute
     // them before it is gone.
-    let pending = subscriptions::prepare(
-        shared,
-        &inner,
-        key,
-        target.master(),
-        if matches!(target, Target::Item(_)) {
-            ChangeType::Deleted
-        } else {
-            ChangeType::Updated
-        },
-    );
+    let deleted = match target {
+        Target::Item(event_key) => {
+            subscriptions::prepare(shared, &inner, key, event_key, ChangeType::Deleted)
+        }
+        Target::Occurrence(..) => Vec::new(),
+    };
     let mb = inner
         .mailboxes
         .get_mut(key)
@@ -457,15 +452,14 @@ pub(crate) fn delete_event(
         "cancellation",
         now,
     );
-    let pending = match target {
-        Target::Item(_) => pending,
+    match target {
+        Target::Item(_) => subscriptions::send(shared, &mut inner, deleted),
         // An occurrence's cancellation is an update of its master, whose
         // etag just changed.
         Target::Occurrence(master, _) => {
-            subscriptions::prepare(shared, &inner, key, master, ChangeType::Updated)
+            subscriptions::notify(shared, &mut inner, key, master, ChangeType::Updated);
         }
-    };
-    subscriptions::send(shared, &mut inner, pending);
+    }
     Ok(())
 }
 

@@ -483,19 +483,14 @@ impl Mailbox {
     }
 
     /// Deletes an event, or cancels one occurrence of a series.
-    pub fn delete(
-        &mut self,
-        target: Target,
-        now: DateTime<Utc>,
-    ) -> Result<Option<StoredEvent>, ApiError> {
+    pub fn delete(&mut self, target: Target, now: DateTime<Utc>) -> Result<(), ApiError> {
         match target {
             Target::Item(key) => {
-                let removed = self
-                    .events
+                self.events
                     .remove(&key)
                     .ok_or_else(ApiError::item_not_found)?;
                 self.transactions.retain(|_, k| *k != key);
-                Ok(Some(removed))
+                Ok(())
             }
             Target::Occurrence(key, original) => {
                 let stored = self
@@ -506,7 +501,7 @@ impl Mailbox {
                 stored.cancelled.insert(original);
                 stored.event.change_key = Some(rules::new_change_key());
                 stored.event.last_modified_date_time = Some(time::format_instant(now));
-                Ok(None)
+                Ok(())
             }
         }
     }
