@@ -70,6 +70,14 @@ fn calendar_index(mailbox: &Mailbox, id: &str) -> Result<u8, ApiError> {
         .ok_or_else(ApiError::item_not_found)
 }
 
+/// The `@odata.context` of a single event.
+fn entity_context(shared: &Shared, upn: &str) -> Value {
+    Value::String(format!(
+        "{}/v1.0/$metadata#users('{upn}')/events/$entity",
+        shared.base
+    ))
+}
+
 fn mailbox<'a>(inner: &'a Inner, key: &str) -> Result<&'a Mailbox, ApiError> {
     inner
         .mailboxes
@@ -165,10 +173,7 @@ pub(crate) fn handle(
             let target = mb.resolve(&id)?;
             let (instance, extended) = find_instance(mb, target, form)?;
             let mut value = view.render(&instance, extended);
-            value["@odata.context"] = Value::String(format!(
-                "{}/v1.0/$metadata#users('{}')/events/$entity",
-                shared.base, mb.upn
-            ));
+            value["@odata.context"] = entity_context(shared, &mb.upn);
             Ok(with_prefs(ApiResponse::json(StatusCode::OK, value), &prefs))
         }
         (Route::Event(_, id), &Method::PATCH) => {
@@ -352,10 +357,7 @@ pub(crate) fn create_event(
         .map(|s| s.extended.clone())
         .unwrap_or_default();
     let mut value = view.render(&instance, &extended);
-    value["@odata.context"] = Value::String(format!(
-        "{}/v1.0/$metadata#users('{}')/events/$entity",
-        shared.base, mb.upn
-    ));
+    value["@odata.context"] = entity_context(shared, &mb.upn);
     if created && notify {
         let upn = mb.upn.clone();
         record_invitation(
@@ -392,10 +394,7 @@ pub(crate) fn update_event(
     mb.update(target, &written, &patch, now)?;
     let (instance, extended) = find_instance(mb, target, form)?;
     let mut value = view.render(&instance, extended);
-    value["@odata.context"] = Value::String(format!(
-        "{}/v1.0/$metadata#users('{}')/events/$entity",
-        shared.base, mb.upn
-    ));
+    value["@odata.context"] = entity_context(shared, &mb.upn);
     let upn = mb.upn.clone();
     record_invitation(
         &mut inner,
