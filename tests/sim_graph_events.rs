@@ -28,6 +28,9 @@ async fn users_resolve_by_upn_and_id_and_unknown_users_get_graph_errors() {
         .await;
     assert_eq!(me.body["id"], user.body["id"]);
 
+    let all = h.get("/users").await;
+    assert_eq!(all.body["value"][0]["userPrincipalName"], ADELE);
+
     let missing = h.get("/users/nobody@contoso.com").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.code(), "Request_ResourceNotFound");

@@ -19,6 +19,29 @@ use super::store::{self, CALENDAR_NAMES, Instance, Mailbox, PRIMARY_CALENDAR, Ta
 use super::{Inner, Invitation, Shared, collection, rules, subscriptions, time};
 use crate::sim::token::Claims;
 
+fn user_json(mailbox: &Mailbox) -> Value {
+    json!({
+        "id": mailbox.user_id,
+        "userPrincipalName": mailbox.upn,
+        "displayName": mailbox.display_name,
+        "mail": mailbox.upn,
+    })
+}
+
+/// `GET /users`: every seeded mailbox's user, paged like Graph.
+pub(crate) fn list_users(
+    shared: &Arc<Shared>,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let users = shared.lock().mailboxes.values().map(user_json).collect();
+    page(
+        request,
+        &shared.base,
+        format!("{}/v1.0/$metadata#users", shared.base),
+        users,
+    )
+}
+
 pub(crate) fn get_user(
     shared: &Arc<Shared>,
     caller: &Claims,
@@ -40,16 +63,9 @@ pub(crate) fn get_user(
         .mailboxes
         .get(&key)
         .ok_or_else(ApiError::item_not_found)?;
-    Ok(ApiResponse::json(
-        StatusCode::OK,
-        json!({
-            "@odata.context": format!("{}/v1.0/$metadata#users/$entity", shared.base),
-            "id": mailbox.user_id,
-            "userPrincipalName": mailbox.upn,
-            "displayName": mailbox.display_name,
-            "mail": mailbox.upn,
-        }),
-    ))
+    let mut user = user_json(mailbox);
+    user["@odata.context"] = json!(format!("{}/v1.0/$metadata#users/$entity", shared.base));
+    Ok(ApiResponse::json(StatusCode::OK, user))
 }
 
 fn calendar_id(mailbox: &Mailbox, index: u8) -> String {

@@ -133,6 +133,7 @@ impl UserRef {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
+    Users,
     User(UserRef),
     Calendars(UserRef),
     /// `/events` (calendar `None`: default), `/calendar/events`,
@@ -187,6 +188,9 @@ pub(crate) fn parse_route(path: &str) -> Option<(Route, String)> {
         }
         if eq(first, "subscriptions") {
             return Some((Route::Subscriptions, "/v1.0/subscriptions".into()));
+        }
+        if eq(first, "users") {
+            return Some((Route::Users, "/v1.0/users".into()));
         }
     }
     if let [first, id, rest @ ..] = s.as_slice()
@@ -346,6 +350,7 @@ async fn handle(
         Route::Subscriptions | Route::Subscription(_) | Route::Reauthorize(_) => {
             subscriptions::handle(shared, &caller, route, request).await
         }
+        Route::Users => events::list_users(shared, &request),
         Route::User(user) => events::get_user(shared, &caller, &user),
         route => {
             let user = route.user().cloned().unwrap_or(UserRef::Me);
