@@ -300,9 +300,7 @@ pub(crate) fn set_faults(shared: &Arc<Shared>, faults: GraphFaults) -> Result<()
             "max_subscription_minutes must be at least 45".into(),
         ));
     }
-    if let Some(settings) = faults.faults {
-        shared.faults.set(settings);
-    }
+    // Validate everything before changing anything.
     let mut inner = shared.lock();
     if let Some(missing) = faults
         .lifecycle
@@ -312,6 +310,9 @@ pub(crate) fn set_faults(shared: &Arc<Shared>, faults: GraphFaults) -> Result<()
         return Err(GraphSimError::UnknownSubscription(
             missing.subscription_id.clone(),
         ));
+    }
+    if let Some(settings) = faults.faults {
+        shared.faults.set(settings);
     }
     if let Some(limit) = faults.concurrency_limit {
         inner.settings.concurrency_limit = limit;
