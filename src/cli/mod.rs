@@ -10,6 +10,7 @@ use crate::config::{self, Environment, LogFormat};
 use crate::logging;
 
 mod db;
+mod sim;
 
 /// Exit codes an administrator (or systemd's `RestartPreventExitStatus=`) can act on.
 pub mod exit {
@@ -76,6 +77,9 @@ pub enum Command {
     /// Look after the SQLite database named by [store].path.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Run the built-in Microsoft Graph + HaloITSM simulator (for trying
+    /// halosync without a tenant; also what the tests use).
+    Sim(sim::SimArgs),
 }
 
 /// Runs the parsed command line.
@@ -102,6 +106,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 return code;
             }
             db::run(command, &loaded.config)
+        }
+        Command::Sim(ref args) => {
+            if let Err(code) = init_logging(&cli, &env, None) {
+                return code;
+            }
+            sim::run(args)
         }
     }
 }
