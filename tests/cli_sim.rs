@@ -31,13 +31,28 @@ async fn sim_serves_prints_its_urls_loads_a_seed_and_stops_cleanly_on_sigterm() 
         .strip_prefix("simulator listening on ")
         .unwrap_or_else(|| panic!("unexpected first line: {first}"))
         .to_string();
-    let rest: Vec<String> = lines.by_ref().take(14).map(|l| l.expect("line")).collect();
+    let rest: Vec<String> = lines.by_ref().take(23).map(|l| l.expect("line")).collect();
     let printed = rest.join("\n");
     assert!(
         printed.contains(&format!("Microsoft Graph    {base}graph/")),
         "{printed}"
     );
-    assert!(printed.contains("[[exchange.connection]]"), "{printed}");
+    // The printed config is complete and valid as it stands.
+    let snippet = &printed[printed.find("[halo]").expect("a config")..];
+    let config = workspace.write_private("sim.toml", snippet);
+    let check = halosync()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .env("HALOSYNC_SIM_SECRET", "anything")
+        .output()
+        .expect("check-config");
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{snippet}\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

@@ -67,7 +67,10 @@ async fn serve(args: &SimArgs) -> ExitCode {
         "  control API        {}_sim/ (see docs/simulator.md)",
         simulator.base_url()
     );
-    println!("\nconfig for halosync:\n\n{}", simulator.config_snippet());
+    println!(
+        "\nconfig for halosync (export HALOSYNC_SIM_SECRET=anything):\n\n{}",
+        simulator.config_snippet()
+    );
     wait_for_stop_signal().await;
     match running.stop().await {
         Ok(()) => ExitCode::SUCCESS,

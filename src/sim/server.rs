@@ -160,16 +160,21 @@ impl Simulator {
             .nest("/_sim", control)
     }
 
-    /// The halosync config keys that point at this simulator.
+    /// A complete halosync config pointing at this simulator. The secrets
+    /// come from `HALOSYNC_SIM_SECRET` (any value: an unseeded simulator
+    /// accepts every credential).
     pub fn config_snippet(&self) -> String {
         format!(
-            "[halo]\nbase_url = \"{}\"\nclient_id = \"demo\"\nclient_secret = \"demo\"\n\n\
+            "[halo]\nbase_url = \"{halo}\"\nclient_id = \"demo\"\n\
+             client_secret_env = \"HALOSYNC_SIM_SECRET\"\n\n\
              [[exchange.connection]]\nname = \"sim\"\ntype = \"application\"\n\
-             login_url = \"{}\"\ngraph_url = \"{}\"\ntenant_id = \"contoso\"\n\
-             client_id = \"demo\"\nclient_secret = \"demo\"\n",
-            self.halo_url(),
-            self.login_url(),
-            self.graph_url()
+             login_url = \"{login}\"\ngraph_url = \"{graph}\"\n\
+             tenant_id = \"contoso\"\nclient_id = \"demo\"\n\
+             client_secret_env = \"HALOSYNC_SIM_SECRET\"\n\n\
+             [store]\npath = \"halosync-sim.db\"\n",
+            halo = self.halo_url(),
+            login = self.login_url(),
+            graph = self.graph_url()
         )
     }
 
