@@ -3,6 +3,7 @@
 //!
 //! Module map:
 //! - [`cli`]: the `halosync` command tree.
+//! - [`token_cipher`]: encryption of refresh tokens at rest.
 //! - [`logging`]: log filtering and formats.
 //! - [`config`]: the TOML schema, validation and secret loading.
 //! - [`cloud`]: Microsoft's clouds and their identity and Graph roots.
@@ -14,6 +15,8 @@ pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod config;
+pub mod graph;
 pub mod logging;
 pub mod sim;
 pub mod store;
+pub mod token_cipher;

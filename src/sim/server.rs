@@ -133,6 +133,12 @@ impl Simulator {
         mount(&self.parts.base, "halo")
     }
 
+    /// The simulator's clock, to share with a client under test so both
+    /// see the same "now" when `advance_clock_seconds` moves it.
+    pub fn clock(&self) -> Arc<ShiftedClock> {
+        self.parts.clock.clone()
+    }
+
     pub fn graph(&self) -> &GraphSim {
         &self.parts.graph
     }

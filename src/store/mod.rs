@@ -10,6 +10,7 @@
 mod error;
 mod lock;
 mod migrations;
+mod oauth_tokens;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use error::StoreError;
 use lock::OwnerLock;
+pub use oauth_tokens::{StoredToken, TokenState};
 
 /// How long a statement waits for another connection's write lock (for
 /// example a `status` reader mid-checkpoint) before failing with SQLITE_BUSY.
