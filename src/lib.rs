@@ -3,13 +3,16 @@
 //!
 //! Module map:
 //! - [`cli`]: the `halosync` command tree.
-//! - [`token_cipher`]: encryption of refresh tokens at rest.
-//! - [`logging`]: log filtering and formats.
-//! - [`config`]: the TOML schema, validation and secret loading.
-//! - [`cloud`]: Microsoft's clouds and their identity and Graph roots.
 //! - [`clock`]: the injectable source of "now".
-//! - [`sim`]: the Graph + Halo simulator used by tests and the demo.
-//! - [`store`]: the SQLite database: schema, migrations, single-owner lock, backups.
+//! - [`cloud`]: Microsoft's clouds and their identity and Graph roots.
+//! - [`config`]: the TOML schema, validation and secret loading.
+//! - [`graph`]: the Microsoft Graph client.
+//! - [`logging`]: log filtering and formats.
+//! - [`sim`]: the identity platform + Graph + Halo simulator used by tests
+//!   and `halosync sim`.
+//! - [`store`]: the SQLite database: schema, migrations, single-owner lock,
+//!   backups.
+//! - [`token_cipher`]: encryption of refresh tokens at rest.
 
 pub mod cli;
 pub mod clock;
