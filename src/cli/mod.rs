@@ -42,11 +42,11 @@ pub struct Cli {
     )]
     pub config: PathBuf,
 
-    /// Log filter, e.g. `debug` or `halosync=trace,info` (default: RUST_LOG, then [log].level).
+    /// Log filter, e.g. `debug` or `halosync=trace,info` (default: RUST_LOG, then log.level in the config).
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
 
-    /// Log line format (default: [log].format).
+    /// Log line format (default: log.format in the config).
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormatArg>,
 
@@ -74,7 +74,7 @@ pub enum Command {
     /// Check the config file and load its secrets; print a summary, or every
     /// problem with its line (exit 2).
     CheckConfig,
-    /// Look after the SQLite database named by [store].path.
+    /// Look after the SQLite database named by store.path in the config.
     #[command(subcommand)]
     Db(db::DbCommand),
     /// Run the built-in Microsoft Graph + HaloITSM simulator (for trying
