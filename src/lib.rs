@@ -7,6 +7,8 @@
 //! - [`config`]: the TOML schema, validation and secret loading.
 //! - [`cloud`]: Microsoft's clouds and their identity and Graph roots.
 //! - [`clock`]: the injectable source of "now".
+//! - [`http`]: the HTTP plumbing every upstream shares: clients, retries,
+//!   request budgets and the outbound request log.
 //! - [`sim`]: the Graph + Halo simulator used by tests and the demo.
 //! - [`store`]: the SQLite database: schema, migrations, single-owner lock, backups.
 
@@ -14,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod config;
+pub mod http;
 pub mod logging;
 pub mod sim;
 pub mod store;

@@ -10,6 +10,7 @@
 mod error;
 mod lock;
 mod migrations;
+pub mod request_log;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
