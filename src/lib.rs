@@ -9,6 +9,7 @@
 //! - [`clock`]: the injectable source of "now".
 //! - [`http`]: the HTTP plumbing every upstream shares: clients, retries,
 //!   request budgets and the outbound request log.
+//! - [`halo`]: the HaloITSM API client: auth, agents, appointments.
 //! - [`sim`]: the Graph + Halo simulator used by tests and the demo.
 //! - [`store`]: the SQLite database: schema, migrations, single-owner lock, backups.
 
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod config;
+pub mod halo;
 pub mod http;
 pub mod logging;
 pub mod sim;
