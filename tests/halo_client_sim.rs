@@ -199,7 +199,8 @@ async fn a_failing_authinfo_falls_back_to_base_auth() {
             ..HaloFaults::default()
         })
         .unwrap();
-    harness.client().me().await.unwrap();
+    let client = harness.client();
+    client.me().await.unwrap();
     assert_eq!(
         harness.paths(),
         [
@@ -209,6 +210,19 @@ async fn a_failing_authinfo_falls_back_to_base_auth() {
         ]
     );
     assert_eq!(harness.log.records()[0].status, Some(404));
+
+    // The fallback is not kept: the next token request asks authinfo again,
+    // which now answers, and the discovered server is used from then on.
+    harness.clock.advance(Duration::hours(2));
+    client.me().await.unwrap();
+    harness.clock.advance(Duration::hours(2));
+    client.me().await.unwrap();
+    assert_eq!(harness.route_count("GET /halo/api/authinfo"), 2);
+    assert_eq!(harness.route_count("POST /halo/auth/token"), 3);
+    assert!(harness.paths().ends_with(&[
+        "POST /halo/auth/token".to_owned(),
+        "GET /halo/api/Agent/me".to_owned()
+    ]));
 }
 
 #[tokio::test]

@@ -97,16 +97,16 @@ impl HaloClient {
         let mut listing = AppointmentListing::default();
         let mut seen = HashSet::new();
         let mut first_ids: HashMap<i64, u32> = HashMap::new();
+        let context = match query.agents.as_slice() {
+            [agent] => RequestContext::idempotent().for_agent(*agent),
+            _ => RequestContext::idempotent(),
+        };
         let mut page_no: u32 = 1;
         loop {
             let mut page_params = params.clone();
             page_params.push(("page_no", page_no.to_string()));
             let reply = self
-                .get(
-                    "api/Appointment",
-                    &page_params,
-                    RequestContext::idempotent(),
-                )
+                .get("api/Appointment", &page_params, context.clone())
                 .await?;
             let (rows, reported_size) = page_rows(&reply)?;
             listing.pages = page_no;

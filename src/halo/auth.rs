@@ -94,8 +94,12 @@ impl TokenSource {
         let endpoint = match &state.endpoint {
             Some(endpoint) => endpoint.clone(),
             None => {
-                let endpoint = self.discover().await?;
-                state.endpoint = Some(endpoint.clone());
+                let (endpoint, settled) = self.discover().await?;
+                // A fallback after a failed discovery is tried again at the
+                // next refresh: authinfo may only have been briefly down.
+                if settled {
+                    state.endpoint = Some(endpoint.clone());
+                }
                 endpoint
             }
         };
@@ -119,14 +123,15 @@ impl TokenSource {
 
     /// The token endpoint: `{auth_url}/token`, from the configuration or
     /// from `/api/authinfo`, else `{base}/auth/token`; with `?tenant=` when
-    /// a tenant is configured or discovered.
-    async fn discover(&self) -> Result<Url, HaloError> {
+    /// a tenant is configured or discovered. `settled` is false for the
+    /// fallback.
+    async fn discover(&self) -> Result<(Url, bool), HaloError> {
         let creds = &self.credentials;
-        let (auth_url, discovered_tenant) = match &creds.auth_url {
-            Some(url) => (url.clone(), None),
+        let (auth_url, discovered_tenant, settled) = match &creds.auth_url {
+            Some(url) => (url.clone(), None, true),
             None => match self.auth_info().await {
-                Some(found) => found,
-                None => (self.base_join("auth")?, None),
+                Some((url, tenant)) => (url, tenant, true),
+                None => (self.base_join("auth")?, None, false),
             },
         };
         let mut endpoint = Url::parse(&format!(
@@ -137,7 +142,7 @@ impl TokenSource {
         if let Some(tenant) = creds.tenant.clone().or(discovered_tenant) {
             endpoint.query_pairs_mut().append_pair("tenant", &tenant);
         }
-        Ok(endpoint)
+        Ok((endpoint, settled))
     }
 
     fn base_join(&self, path: &str) -> Result<Url, HaloError> {
