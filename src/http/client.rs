@@ -11,8 +11,8 @@ use reqwest::{Request, StatusCode};
 use super::error::describe_transport;
 use super::retry::Transient;
 use super::{
-    HttpError, Idempotency, RequestRecord, RetryPolicy, RollingBudget, SharedRequestLog,
-    TransportKind, USER_AGENT, Upstream, parse_retry_after, scrub_path,
+    HttpError, Idempotency, MailboxLimits, RequestRecord, RetryPolicy, RollingBudget,
+    SharedRequestLog, TransportKind, USER_AGENT, Upstream, parse_retry_after, scrub_path,
 };
 use crate::clock::SharedClock;
 
@@ -43,6 +43,9 @@ pub struct UpstreamSettings {
     pub retry: RetryPolicy,
     /// A rolling budget shared by every request through this client.
     pub budget: Option<Arc<RollingBudget>>,
+    /// Limits per [`RequestContext::mailbox`] (Graph); requests without a
+    /// mailbox are not subject to them.
+    pub mailbox_limits: Option<Arc<MailboxLimits>>,
     /// The response header carrying the upstream's request id (Graph's
     /// `request-id`).
     pub request_id_header: Option<HeaderName>,
@@ -56,6 +59,7 @@ impl UpstreamSettings {
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
             budget: None,
+            mailbox_limits: None,
             request_id_header: None,
             error_text: None,
         }
@@ -185,6 +189,12 @@ impl UpstreamClient {
         let method = request.method().as_str().to_owned();
         let path = scrub_path(request.url());
         let policy = self.settings.retry;
+        let gate = self
+            .settings
+            .mailbox_limits
+            .as_ref()
+            .zip(context.mailbox.as_deref())
+            .map(|(limits, mailbox)| limits.gate(mailbox));
         let mut current = request;
         let mut attempt = 1;
         loop {
@@ -194,10 +204,15 @@ impl UpstreamClient {
             } else {
                 None
             };
+            let slot = match &gate {
+                Some(gate) => gate.enter().await,
+                None => None,
+            };
             if let Some(budget) = &self.settings.budget {
                 budget.acquire().await;
             }
             let outcome = self.attempt(current, &method, &path, context).await;
+            drop(slot);
             let (transient, retry_after) = match &outcome {
                 Ok(reply) => (
                     Transient::of_status(reply.status),
@@ -208,9 +223,18 @@ impl UpstreamClient {
             let delay = transient
                 .filter(|t| t.allows(context.idempotency))
                 .and_then(|_| policy.delay(attempt, retry_after));
+            // Throttling is per mailbox: every request to it waits, including
+            // ones already queued, and even when this one is given up.
+            if let (Some(gate), Ok(reply)) = (&gate, &outcome)
+                && reply.status == StatusCode::TOO_MANY_REQUESTS
+                && let Some(wait) = retry_after.or(delay)
+            {
+                gate.pause(wait);
+            }
             match (outcome, delay.zip(replay)) {
                 (outcome, Some((delay, replay))) => {
                     let status = outcome.as_ref().ok().map(|r| r.status.as_u16());
+
                     tracing::info!(
                         upstream = %self.settings.upstream,
                         %method,

@@ -5,14 +5,16 @@
 //!
 //! An upstream client (`halo`, `graph`) builds a [`reqwest::Request`], says
 //! whether it may be replayed ([`Idempotency`]) and hands it to
-//! [`UpstreamClient::send`], which waits for the budget, retries what is safe
-//! to retry, records every attempt and returns the whole [`Reply`]. Turning a
+//! [`UpstreamClient::send`], which waits for the budgets (the upstream's and,
+//! for Graph, the mailbox's: [`MailboxLimits`]), retries what is safe to
+//! retry, records every attempt and returns the whole [`Reply`]. Turning a
 //! reply into a typed, upstream-specific error stays with the caller.
 
 mod budget;
 mod client;
 mod error;
 mod log;
+mod mailbox;
 mod retry;
 mod scrub;
 
@@ -25,6 +27,7 @@ pub use log::{
     ChannelRequestLog, MemoryRequestLog, RequestLogSink, RequestRecord, SharedRequestLog,
     spawn_store_writer,
 };
+pub use mailbox::MailboxLimits;
 pub use retry::{Idempotency, RetryPolicy, parse_retry_after};
 pub use scrub::scrub_path;
 
