@@ -234,7 +234,6 @@ impl UpstreamClient {
             match (outcome, delay.zip(replay)) {
                 (outcome, Some((delay, replay))) => {
                     let status = outcome.as_ref().ok().map(|r| r.status.as_u16());
-
                     tracing::info!(
                         upstream = %self.settings.upstream,
                         %method,
@@ -309,7 +308,7 @@ impl UpstreamClient {
                 record.status = Some(status.as_u16());
                 record.request_id.clone_from(&request_id);
                 if !status.is_success() {
-                    record.error = self.error_text(status, &body);
+                    record.error = Some(self.error_text(status, &body));
                 }
                 Ok(Reply {
                     status,
@@ -332,29 +331,22 @@ impl UpstreamClient {
         result
     }
 
-    fn error_text(&self, status: StatusCode, body: &[u8]) -> Option<String> {
-        let text = match self.settings.error_text {
-            Some(read) => read(status, body),
-            None => None,
+    /// The upstream's message for an error reply, short enough for the log.
+    fn error_text(&self, status: StatusCode, body: &[u8]) -> String {
+        let mut text = self
+            .settings
+            .error_text
+            .and_then(|read| read(status, body))
+            .unwrap_or_else(|| {
+                status
+                    .canonical_reason()
+                    .unwrap_or("error status")
+                    .to_owned()
+            });
+        if text.len() > MAX_ERROR_TEXT {
+            text.truncate(text.floor_char_boundary(MAX_ERROR_TEXT));
+            text.push('…');
         }
-        .unwrap_or_else(|| {
-            status
-                .canonical_reason()
-                .unwrap_or("error status")
-                .to_owned()
-        });
-        Some(truncate(text, MAX_ERROR_TEXT))
+        text
     }
-}
-
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let cut = (0..=max)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
 }

@@ -49,11 +49,7 @@ pub fn scrub_path(url: &Url) -> String {
         if SECRET_KEYS.contains(&key.as_str()) {
             scrubbed.push_str(REDACTED);
         } else if CONTINUATION_KEYS.contains(&key.as_str()) && value.len() > CONTINUATION_PREFIX {
-            let cut = (0..=CONTINUATION_PREFIX)
-                .rev()
-                .find(|i| value.is_char_boundary(*i))
-                .unwrap_or(0);
-            scrubbed.push_str(&value[..cut]);
+            scrubbed.push_str(&value[..value.floor_char_boundary(CONTINUATION_PREFIX)]);
             scrubbed.push('…');
         } else {
             scrubbed.push_str(value);

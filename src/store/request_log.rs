@@ -56,11 +56,18 @@ pub fn recent(conn: &Connection, limit: u32) -> Result<Vec<RequestRecord>, Store
             let at: String = row.get(0)?;
             let upstream: String = row.get(1)?;
             let duration_ms: i64 = row.get(5)?;
+            let invalid = |column: usize, text: &str| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    column,
+                    rusqlite::types::Type::Text,
+                    format!("unexpected value '{text}'").into(),
+                )
+            };
             Ok(RequestRecord {
                 at: DateTime::parse_from_rfc3339(&at)
                     .map(|at| at.with_timezone(&Utc))
-                    .unwrap_or_default(),
-                upstream: Upstream::parse(&upstream).unwrap_or(Upstream::Halo),
+                    .map_err(|_| invalid(0, &at))?,
+                upstream: Upstream::parse(&upstream).ok_or_else(|| invalid(1, &upstream))?,
                 method: row.get(2)?,
                 path: row.get(3)?,
                 status: row.get(4)?,
