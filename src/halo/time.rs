@@ -129,4 +129,19 @@ mod tests {
         let with_millis = utc(2026, 2, 10, 9, 0, 0) + chrono::Duration::milliseconds(250);
         assert_eq!(format(with_millis), "2026-02-10T09:00:00.250");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn what_is_written_reads_back_as_the_same_instant(
+            millis in 0i64..4_102_444_800_000, // 1970 to 2100
+        ) {
+            let at = DateTime::from_timestamp_millis(millis).expect("in range");
+            proptest::prop_assert_eq!(parse(&format(at)), Ok(Some(at)));
+        }
+
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,40}") {
+            let _ = parse(&text);
+        }
+    }
 }

@@ -101,4 +101,19 @@ mod tests {
         );
         assert_eq!(scrub("https://g/e?$skiptoken=short"), "/e?$skiptoken=short");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn a_secret_value_never_survives(
+            secret in "[A-Za-z0-9]{12,40}",
+            key_index in 0usize..SECRET_KEYS.len(),
+            before in "[a-z]{1,8}",
+        ) {
+            let key = SECRET_KEYS[key_index];
+            let url = format!("https://h/p?{before}=1&{key}={secret}&x=2");
+            let scrubbed = scrub(&url);
+            proptest::prop_assert!(!scrubbed.contains(&secret), "{}", scrubbed);
+            proptest::prop_assert!(scrubbed.ends_with("&x=2"), "{}", scrubbed);
+        }
+    }
 }
