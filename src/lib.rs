@@ -7,6 +7,9 @@
 //! - [`cloud`]: Microsoft's clouds and their identity and Graph roots.
 //! - [`config`]: the TOML schema, validation and secret loading.
 //! - [`graph`]: the Microsoft Graph client.
+//! - [`halo`]: the HaloITSM API client: auth, agents, appointments.
+//! - [`http`]: the HTTP plumbing every upstream shares: clients, retries,
+//!   request budgets, per-mailbox limits and the outbound request log.
 //! - [`logging`]: log filtering and formats.
 //! - [`sim`]: the identity platform + Graph + Halo simulator used by tests
 //!   and `halosync sim`.
@@ -19,6 +22,8 @@ pub mod clock;
 pub mod cloud;
 pub mod config;
 pub mod graph;
+pub mod halo;
+pub mod http;
 pub mod logging;
 pub mod sim;
 pub mod store;

@@ -11,6 +11,7 @@ mod error;
 mod lock;
 mod migrations;
 mod oauth_tokens;
+pub mod request_log;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

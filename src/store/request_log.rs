@@ -1,0 +1,98 @@
+//! Queries on `outbound_requests`, the outbound request log.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, params};
+
+use super::{StoreError, db_time};
+use crate::http::{RequestRecord, Upstream};
+
+fn fail(conn: &Connection, action: &str, error: rusqlite::Error) -> StoreError {
+    StoreError::sqlite(action, conn.path().unwrap_or("(in memory)"), error)
+}
+
+/// Appends `records`; call inside a transaction to write a batch at once.
+pub fn insert(conn: &Connection, records: &[RequestRecord]) -> Result<usize, StoreError> {
+    let mut statement = conn
+        .prepare_cached(
+            "INSERT INTO outbound_requests
+                 (at, upstream, method, path, status, duration_ms, mailbox, agent_id, request_id, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(|e| fail(conn, "preparing the request log insert", e))?;
+    for record in records {
+        // The table insists on a status or an error for every row.
+        let error = match (&record.error, record.status) {
+            (None, None) => Some("no answer".to_owned()),
+            (error, _) => error.clone(),
+        };
+        statement
+            .execute(params![
+                db_time(record.at),
+                record.upstream.as_str(),
+                record.method,
+                record.path,
+                record.status,
+                i64::try_from(record.duration_ms).unwrap_or(i64::MAX),
+                record.mailbox,
+                record.agent_id,
+                record.request_id,
+                error,
+            ])
+            .map_err(|e| fail(conn, "writing the request log", e))?;
+    }
+    Ok(records.len())
+}
+
+/// The newest `limit` records, newest first.
+pub fn recent(conn: &Connection, limit: u32) -> Result<Vec<RequestRecord>, StoreError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT at, upstream, method, path, status, duration_ms, mailbox, agent_id, request_id, error
+             FROM outbound_requests ORDER BY at DESC, id DESC LIMIT ?1",
+        )
+        .map_err(|e| fail(conn, "preparing the request log query", e))?;
+    let rows = statement
+        .query_map([limit], |row| {
+            let at: String = row.get(0)?;
+            let upstream: String = row.get(1)?;
+            let duration_ms: i64 = row.get(5)?;
+            let invalid = |column: usize, text: &str| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    column,
+                    rusqlite::types::Type::Text,
+                    format!("unexpected value '{text}'").into(),
+                )
+            };
+            Ok(RequestRecord {
+                at: DateTime::parse_from_rfc3339(&at)
+                    .map(|at| at.with_timezone(&Utc))
+                    .map_err(|_| invalid(0, &at))?,
+                upstream: Upstream::parse(&upstream).ok_or_else(|| invalid(1, &upstream))?,
+                method: row.get(2)?,
+                path: row.get(3)?,
+                status: row.get(4)?,
+                duration_ms: u64::try_from(duration_ms).unwrap_or(0),
+                mailbox: row.get(6)?,
+                agent_id: row.get(7)?,
+                request_id: row.get(8)?,
+                error: row.get(9)?,
+            })
+        })
+        .map_err(|e| fail(conn, "reading the request log", e))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(|e| fail(conn, "reading the request log", e))
+}
+
+/// Deletes records older than `retention_days` before `now`; returns how many.
+pub fn prune(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    retention_days: u32,
+) -> Result<usize, StoreError> {
+    let cutoff = now - Duration::days(i64::from(retention_days));
+    conn.execute(
+        "DELETE FROM outbound_requests WHERE at < ?1",
+        [db_time(cutoff)],
+    )
+    .map_err(|e| fail(conn, "pruning the request log", e))
+}
