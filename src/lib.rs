@@ -11,6 +11,7 @@
 //! - [`http`]: the HTTP plumbing every upstream shares: clients, retries,
 //!   request budgets, per-mailbox limits and the outbound request log.
 //! - [`logging`]: log filtering and formats.
+//! - [`model`]: the neutral appointment both sides map into, and its fingerprint.
 //! - [`sim`]: the identity platform + Graph + Halo simulator used by tests
 //!   and `halosync sim`.
 //! - [`store`]: the SQLite database: schema, migrations, single-owner lock,
@@ -25,6 +26,7 @@ pub mod graph;
 pub mod halo;
 pub mod http;
 pub mod logging;
+pub mod model;
 pub mod sim;
 pub mod store;
 pub mod token_cipher;
