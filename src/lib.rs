@@ -16,6 +16,7 @@
 //!   and `halosync sim`.
 //! - [`store`]: the SQLite database: schema, migrations, single-owner lock,
 //!   backups.
+//! - [`sync`]: the sync engine.
 //! - [`token_cipher`]: encryption of refresh tokens at rest.
 
 pub mod cli;
@@ -29,4 +30,5 @@ pub mod logging;
 pub mod model;
 pub mod sim;
 pub mod store;
+pub mod sync;
 pub mod token_cipher;

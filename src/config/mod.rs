@@ -193,6 +193,15 @@ pub enum ConflictPolicy {
     Exchange,
 }
 
+/// Deleted on one side, edited on the other since the last sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditDeletePolicy {
+    /// The edit brings the item back on the side that deleted it.
+    EditWins,
+    /// The deletion removes the edited copy too.
+    DeleteWins,
+}
+
 /// Which deletions are carried across.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeletePolicy {
@@ -202,8 +211,9 @@ pub enum DeletePolicy {
     Never,
 }
 
-/// Limits on deletions per mailbox and run; over either, nothing more is
-/// deleted and the run reports it.
+/// The mass-deletion guard: a run that would delete more than
+/// max(`max_per_run`, `max_fraction` of a mailbox's links) there deletes
+/// nothing in that mailbox and reports it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DeleteGuard {
     pub max_per_run: u32,
@@ -228,6 +238,7 @@ pub struct SyncConfig {
     pub schedule: Schedules,
     pub window: SyncWindow,
     pub conflict_policy: ConflictPolicy,
+    pub edit_delete_policy: EditDeletePolicy,
     pub delete_policy: DeletePolicy,
     pub delete_guard: DeleteGuard,
     /// Appointments imported from Exchange are private in Halo (only their

@@ -117,6 +117,7 @@ pub struct RawSync {
     pub window_days_past: Option<Field<i64>>,
     pub window_days_ahead: Option<Field<i64>>,
     pub conflict_policy: Option<Field<String>>,
+    pub edit_delete_policy: Option<Field<String>>,
     pub delete_policy: Option<Field<String>>,
     pub max_deletes_per_run: Option<Field<i64>>,
     pub max_delete_fraction: Option<Field<f64>>,

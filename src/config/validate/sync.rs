@@ -71,6 +71,15 @@ impl Checker<'_, '_> {
                 ("exchange", ConflictPolicy::Exchange),
             ],
         );
+        let edit_delete_policy = self.choice(
+            key_in(&base, "edit_delete_policy"),
+            raw.edit_delete_policy,
+            EditDeletePolicy::EditWins,
+            &[
+                ("edit_wins", EditDeletePolicy::EditWins),
+                ("delete_wins", EditDeletePolicy::DeleteWins),
+            ],
+        );
         let delete_policy = self.choice(
             key_in(&base, "delete_policy"),
             raw.delete_policy,
@@ -85,7 +94,7 @@ impl Checker<'_, '_> {
         let max_per_run = self.number(
             key_in(&base, "max_deletes_per_run"),
             raw.max_deletes_per_run,
-            25,
+            10,
             0..=1_000_000,
             "deletions",
         );
@@ -93,16 +102,16 @@ impl Checker<'_, '_> {
             &key_in(&base, "max_delete_fraction"),
             raw.max_delete_fraction,
         ) {
-            None => 0.25,
+            None => 0.2,
             Some(f) if f > 0.0 && f <= 1.0 => f,
             Some(f) => {
                 self.error(
                     key_in(&base, "max_delete_fraction"),
                     format!(
-                        "{f} is out of range; expected a fraction above 0 and at most 1 (e.g. 0.25)"
+                        "{f} is out of range; expected a fraction above 0 and at most 1 (e.g. 0.2)"
                     ),
                 );
-                0.25
+                0.2
             }
         };
         let mut teams = Vec::new();
@@ -144,6 +153,7 @@ impl Checker<'_, '_> {
             schedule,
             window,
             conflict_policy,
+            edit_delete_policy,
             delete_policy,
             delete_guard: DeleteGuard {
                 max_per_run,

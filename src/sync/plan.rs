@@ -1,0 +1,504 @@
+//! The planner: links + what was observed on each side + policy → actions.
+//!
+//! A pure function, after vdirsyncer's three-way algorithm. For every link
+//! it classifies each side as absent, unchanged, changed or deleted, then
+//! picks one action from a fixed table; unlinked items are first matched to
+//! each other (so an import never duplicates what is already on both sides)
+//! and only then created on the other side.
+//!
+//! Two rules keep it safe:
+//! - **Change = version moved AND fingerprint differs.** A version bump with
+//!   the same content (including halosync's own write coming back) is
+//!   recorded, never copied.
+//! - **Only a confirmed deletion deletes.** An item that was simply not
+//!   observed is assumed unchanged: the caller observes exactly what may
+//!   have changed (a delta round, the `last_modified` cursor) and confirms
+//!   every deletion by reading the item. Absence alone, an error, or an item
+//!   leaving the window never deletes anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{ConflictPolicy, DeleteGuard, DeletePolicy, EditDeletePolicy};
+use crate::model::{Appointment, Fingerprint};
+
+/// A Halo appointment id.
+pub type HaloId = i64;
+/// An Exchange event id (immutable when immutable ids are on).
+pub type GraphId = String;
+/// A row of the `links` table.
+pub type LinkId = i64;
+
+/// What a link remembers of one side from the last sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced<Id> {
+    pub id: Id,
+    /// Halo `last_modified` or Graph `changeKey`.
+    pub version: String,
+    pub fingerprint: Fingerprint,
+}
+
+/// One Halo appointment linked to one Exchange event. A side is `None` when
+/// its copy was deleted without the deletion being carried across (the
+/// delete policy forbade it), or before it was first created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub id: LinkId,
+    pub halo: Option<Synced<HaloId>>,
+    pub graph: Option<Synced<GraphId>>,
+}
+
+/// An item as read in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item<Id> {
+    pub id: Id,
+    pub version: String,
+    /// When it was last modified, for the `newest` conflict policy.
+    pub modified: DateTime<Utc>,
+    pub content: Appointment,
+}
+
+impl<Id: Clone> Item<Id> {
+    /// The link state after this item is synced.
+    pub fn synced(&self) -> Synced<Id> {
+        Synced {
+            id: self.id.clone(),
+            version: self.version.clone(),
+            fingerprint: self.content.fingerprint(),
+        }
+    }
+}
+
+/// What one run saw of an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen<Id> {
+    Present(Item<Id>),
+    /// Read back and confirmed gone (404, or a Halo row marked deleted).
+    Deleted,
+}
+
+/// Everything observed for one mailbox (one agent) in this run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub links: Vec<Link>,
+    pub halo: BTreeMap<HaloId, Seen<HaloId>>,
+    pub graph: BTreeMap<GraphId, Seen<GraphId>>,
+}
+
+/// The planner's settings (from `[sync]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    pub conflict: ConflictPolicy,
+    pub edit_delete: EditDeletePolicy,
+    pub deletes: DeletePolicy,
+    pub guard: DeleteGuard,
+    /// Set by `--allow-deletes` to let a run past the mass-deletion guard.
+    pub allow_mass_deletes: bool,
+}
+
+/// Which system an action writes to, or a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Side {
+    Halo,
+    Exchange,
+}
+
+/// Why an action was planned (shown by `--dry-run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    New,
+    Changed,
+    /// Both sides changed; `winner` was chosen by the conflict policy.
+    Conflict {
+        winner: Side,
+    },
+    Deleted,
+    /// Deleted on one side, edited on the other: the edit won.
+    EditBeatsDelete,
+    /// Deleted on one side, edited on the other: the deletion won.
+    DeleteBeatsEdit,
+    /// Same content on both sides after a version change: nothing to copy.
+    Unchanged,
+}
+
+/// One step of a plan. Each carries what the write needs and what the link
+/// becomes once it succeeded; a failed write leaves its link untouched so
+/// the next run plans it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create `source`'s content on the other side (`to`), linking the two.
+    Create {
+        to: Side,
+        link: Option<LinkId>,
+        source: Source,
+        reason: Reason,
+    },
+    /// Overwrite the target side's item with `source`'s content.
+    Update {
+        to: Side,
+        link: LinkId,
+        /// The target item's id and the version it had (for `If-Match`).
+        target: Target,
+        source: Source,
+        reason: Reason,
+    },
+    /// Delete the target side's item and drop the link.
+    Delete {
+        to: Side,
+        link: LinkId,
+        target: Target,
+        reason: Reason,
+    },
+    /// Record new link state without writing anywhere.
+    Record {
+        link: Option<LinkId>,
+        halo: Option<Synced<HaloId>>,
+        graph: Option<Synced<GraphId>>,
+        reason: Reason,
+    },
+    /// Link two unlinked items that are the same appointment (same start,
+    /// end and subject). If the rest differs, `overwrite` names the side
+    /// that becomes a copy of the other.
+    Match {
+        halo: Item<HaloId>,
+        graph: Item<GraphId>,
+        overwrite: Option<Side>,
+    },
+    /// Drop the link: neither side has the item any more.
+    Forget { link: LinkId },
+}
+
+/// The item whose content an action copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Halo(Item<HaloId>),
+    Exchange(Item<GraphId>),
+}
+
+impl Source {
+    pub fn content(&self) -> &Appointment {
+        match self {
+            Self::Halo(item) => &item.content,
+            Self::Exchange(item) => &item.content,
+        }
+    }
+}
+
+/// The item an action writes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Halo(Synced<HaloId>),
+    Exchange(Synced<GraphId>),
+}
+
+/// Deletions held back by the mass-deletion guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardTripped {
+    pub would_delete: usize,
+    pub limit: usize,
+}
+
+/// A plan for one mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub conflicts: usize,
+    pub guard: Option<GuardTripped>,
+}
+
+/// How one side of a link stands in this run.
+enum State<'a, Id> {
+    /// The link has no copy on this side.
+    Absent,
+    /// Not observed, or observed with the same content.
+    Unchanged(Option<&'a Item<Id>>),
+    Changed(&'a Item<Id>),
+    Deleted,
+}
+
+fn classify<'a, Id: Ord + Clone>(
+    synced: Option<&Synced<Id>>,
+    observed: &'a BTreeMap<Id, Seen<Id>>,
+) -> State<'a, Id> {
+    let Some(synced) = synced else {
+        return State::Absent;
+    };
+    match observed.get(&synced.id) {
+        None => State::Unchanged(None),
+        Some(Seen::Deleted) => State::Deleted,
+        Some(Seen::Present(item)) => {
+            if item.version != synced.version && item.content.fingerprint() != synced.fingerprint {
+                State::Changed(item)
+            } else {
+                State::Unchanged(Some(item))
+            }
+        }
+    }
+}
+
+fn may_delete(policy: &Policy, to: Side) -> bool {
+    match (policy.deletes, to) {
+        (DeletePolicy::Both, _) => true,
+        (DeletePolicy::HaloToExchange, Side::Exchange) => true,
+        (DeletePolicy::ExchangeToHalo, Side::Halo) => true,
+        _ => false,
+    }
+}
+
+/// Plans one mailbox.
+pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
+    let mut plan = Plan::default();
+    let mut linked_halo = BTreeSet::new();
+    let mut linked_graph = BTreeSet::new();
+    for link in &snapshot.links {
+        if let Some(h) = &link.halo {
+            linked_halo.insert(h.id);
+        }
+        if let Some(g) = &link.graph {
+            linked_graph.insert(g.id.clone());
+        }
+        plan_link(link, snapshot, policy, &mut plan);
+    }
+    plan_unlinked(snapshot, &linked_halo, &linked_graph, policy, &mut plan);
+    guard_deletions(&mut plan, snapshot.links.len(), policy);
+    plan
+}
+
+fn plan_link(link: &Link, snapshot: &Snapshot, policy: &Policy, plan: &mut Plan) {
+    let halo = classify(link.halo.as_ref(), &snapshot.halo);
+    let graph = classify(link.graph.as_ref(), &snapshot.graph);
+    let id = link.id;
+    let halo_target = || link.halo.clone().map(Target::Halo);
+    let graph_target = || link.graph.clone().map(Target::Exchange);
+    let copy = |to: Side, source: Source, reason: Reason| -> Action {
+        let target = match to {
+            Side::Halo => halo_target(),
+            Side::Exchange => graph_target(),
+        };
+        match target {
+            Some(target) => Action::Update {
+                to,
+                link: id,
+                target,
+                source,
+                reason,
+            },
+            None => Action::Create {
+                to,
+                link: Some(id),
+                source,
+                reason,
+            },
+        }
+    };
+    // Deleting `to`'s copy, or (when the policy keeps it) letting the link
+    // forget the deleted side so nothing is brought back unasked.
+    let delete = |to: Side, reason: Reason| -> Action {
+        let target = match to {
+            Side::Halo => halo_target(),
+            Side::Exchange => graph_target(),
+        };
+        match target {
+            Some(target) if may_delete(policy, to) => Action::Delete {
+                to,
+                link: id,
+                target,
+                reason,
+            },
+            _ => Action::Record {
+                link: Some(id),
+                halo: if to == Side::Halo {
+                    link.halo.clone()
+                } else {
+                    None
+                },
+                graph: if to == Side::Exchange {
+                    link.graph.clone()
+                } else {
+                    None
+                },
+                reason,
+            },
+        }
+    };
+    let action = match (halo, graph) {
+        (State::Unchanged(h), State::Unchanged(g)) => noise(id, link, h, g, Reason::Unchanged),
+        (State::Absent, State::Unchanged(_)) | (State::Unchanged(_), State::Absent) => None,
+        (State::Changed(h), State::Unchanged(_) | State::Absent) => Some(copy(
+            Side::Exchange,
+            Source::Halo(h.clone()),
+            Reason::Changed,
+        )),
+        (State::Unchanged(_) | State::Absent, State::Changed(g)) => Some(copy(
+            Side::Halo,
+            Source::Exchange(g.clone()),
+            Reason::Changed,
+        )),
+        (State::Changed(h), State::Changed(g)) => {
+            if h.content.fingerprint() == g.content.fingerprint() {
+                Some(Action::Record {
+                    link: Some(id),
+                    halo: Some(h.synced()),
+                    graph: Some(g.synced()),
+                    reason: Reason::Unchanged,
+                })
+            } else {
+                plan.conflicts += 1;
+                let winner = winner(policy.conflict, h, g);
+                let reason = Reason::Conflict { winner };
+                Some(match winner {
+                    Side::Halo => copy(Side::Exchange, Source::Halo(h.clone()), reason),
+                    Side::Exchange => copy(Side::Halo, Source::Exchange(g.clone()), reason),
+                })
+            }
+        }
+        (State::Deleted, State::Unchanged(_)) => Some(delete(Side::Exchange, Reason::Deleted)),
+        (State::Unchanged(_), State::Deleted) => Some(delete(Side::Halo, Reason::Deleted)),
+        (State::Deleted, State::Changed(g)) => Some(match policy.edit_delete {
+            EditDeletePolicy::EditWins => Action::Create {
+                to: Side::Halo,
+                link: Some(id),
+                source: Source::Exchange(g.clone()),
+                reason: Reason::EditBeatsDelete,
+            },
+            EditDeletePolicy::DeleteWins => delete(Side::Exchange, Reason::DeleteBeatsEdit),
+        }),
+        (State::Changed(h), State::Deleted) => Some(match policy.edit_delete {
+            EditDeletePolicy::EditWins => Action::Create {
+                to: Side::Exchange,
+                link: Some(id),
+                source: Source::Halo(h.clone()),
+                reason: Reason::EditBeatsDelete,
+            },
+            EditDeletePolicy::DeleteWins => delete(Side::Halo, Reason::DeleteBeatsEdit),
+        }),
+        (State::Deleted | State::Absent, State::Deleted | State::Absent) => {
+            Some(Action::Forget { link: id })
+        }
+    };
+    plan.actions.extend(action);
+}
+
+/// A version moved without a content change (or halosync's own write came
+/// back): remember the new versions so the next run compares against them.
+fn noise(
+    id: LinkId,
+    link: &Link,
+    halo: Option<&Item<HaloId>>,
+    graph: Option<&Item<GraphId>>,
+    reason: Reason,
+) -> Option<Action> {
+    let halo_moved = halo.filter(|h| link.halo.as_ref().is_some_and(|s| s.version != h.version));
+    let graph_moved = graph.filter(|g| link.graph.as_ref().is_some_and(|s| s.version != g.version));
+    if halo_moved.is_none() && graph_moved.is_none() {
+        return None;
+    }
+    Some(Action::Record {
+        link: Some(id),
+        halo: halo_moved.map(Item::synced).or_else(|| link.halo.clone()),
+        graph: graph_moved.map(Item::synced).or_else(|| link.graph.clone()),
+        reason,
+    })
+}
+
+fn winner(policy: ConflictPolicy, halo: &Item<HaloId>, graph: &Item<GraphId>) -> Side {
+    match policy {
+        ConflictPolicy::Halo => Side::Halo,
+        ConflictPolicy::Exchange => Side::Exchange,
+        // A tie goes to Halo, the service desk's record.
+        ConflictPolicy::Newest if graph.modified > halo.modified => Side::Exchange,
+        ConflictPolicy::Newest => Side::Halo,
+    }
+}
+
+/// The matching key of an unlinked item: same start, end and subject.
+fn match_key(content: &Appointment) -> (DateTime<Utc>, DateTime<Utc>, String) {
+    let canonical = content.canonical();
+    (
+        canonical.start,
+        canonical.end,
+        canonical.subject.to_lowercase(),
+    )
+}
+
+fn plan_unlinked(
+    snapshot: &Snapshot,
+    linked_halo: &BTreeSet<HaloId>,
+    linked_graph: &BTreeSet<GraphId>,
+    policy: &Policy,
+    plan: &mut Plan,
+) {
+    let new_halo: Vec<&Item<HaloId>> = present(&snapshot.halo)
+        .filter(|item| !linked_halo.contains(&item.id))
+        .collect();
+    let mut new_graph: BTreeMap<_, Vec<&Item<GraphId>>> = BTreeMap::new();
+    for item in present(&snapshot.graph).filter(|item| !linked_graph.contains(&item.id)) {
+        new_graph
+            .entry(match_key(&item.content))
+            .or_default()
+            .push(item);
+    }
+    for halo in new_halo {
+        let partner = new_graph
+            .get_mut(&match_key(&halo.content))
+            .and_then(|candidates| (!candidates.is_empty()).then(|| candidates.remove(0)));
+        let Some(graph) = partner else {
+            plan.actions.push(Action::Create {
+                to: Side::Exchange,
+                link: None,
+                source: Source::Halo(halo.clone()),
+                reason: Reason::New,
+            });
+            continue;
+        };
+        // Where the rest differs, the conflict policy decides which copy
+        // the other becomes.
+        let overwrite = (halo.content.fingerprint() != graph.content.fingerprint()).then(|| {
+            plan.conflicts += 1;
+            match winner(policy.conflict, halo, graph) {
+                Side::Halo => Side::Exchange,
+                Side::Exchange => Side::Halo,
+            }
+        });
+        plan.actions.push(Action::Match {
+            halo: halo.clone(),
+            graph: graph.clone(),
+            overwrite,
+        });
+    }
+    for graph in new_graph.into_values().flatten() {
+        plan.actions.push(Action::Create {
+            to: Side::Halo,
+            link: None,
+            source: Source::Exchange(graph.clone()),
+            reason: Reason::New,
+        });
+    }
+}
+
+fn present<Id>(observed: &BTreeMap<Id, Seen<Id>>) -> impl Iterator<Item = &Item<Id>> {
+    observed.values().filter_map(|seen| match seen {
+        Seen::Present(item) => Some(item),
+        Seen::Deleted => None,
+    })
+}
+
+/// Holds back every deletion of a run that would delete more than
+/// max(N, P% of the links) in this mailbox.
+fn guard_deletions(plan: &mut Plan, links: usize, policy: &Policy) {
+    let deletions = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Delete { .. }))
+        .count();
+    let by_fraction = (links as f64 * policy.guard.max_fraction).floor() as usize;
+    let limit = (policy.guard.max_per_run as usize).max(by_fraction);
+    if deletions > limit && !policy.allow_mass_deletes {
+        plan.actions.retain(|a| !matches!(a, Action::Delete { .. }));
+        plan.guard = Some(GuardTripped {
+            would_delete: deletions,
+            limit,
+        });
+    }
+}
