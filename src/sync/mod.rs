@@ -1,5 +1,7 @@
 //! The sync engine: observe both sides, plan (pure), apply.
 //!
 //! - [`plan`]: the planner, a pure function of links, observations and policy.
+//! - [`apply`]: carrying out a plan: the writes, and what each link becomes.
 
+pub mod apply;
 pub mod plan;

@@ -237,13 +237,25 @@ fn classify<'a, Id: Ord + Clone>(
     }
 }
 
-fn may_delete(policy: &Policy, to: Side) -> bool {
-    match (policy.deletes, to) {
-        (DeletePolicy::Both, _) => true,
-        (DeletePolicy::HaloToExchange, Side::Exchange) => true,
-        (DeletePolicy::ExchangeToHalo, Side::Halo) => true,
-        _ => false,
+fn current<Id: Ord + Clone>(
+    synced: Option<&Synced<Id>>,
+    observed: &BTreeMap<Id, Seen<Id>>,
+) -> Option<Synced<Id>> {
+    let synced = synced?;
+    match observed.get(&synced.id) {
+        Some(Seen::Present(item)) => Some(item.synced()),
+        Some(Seen::Deleted) => None,
+        None => Some(synced.clone()),
     }
+}
+
+fn may_delete(policy: &Policy, to: Side) -> bool {
+    matches!(
+        (policy.deletes, to),
+        (DeletePolicy::Both, _)
+            | (DeletePolicy::HaloToExchange, Side::Exchange)
+            | (DeletePolicy::ExchangeToHalo, Side::Halo)
+    )
 }
 
 /// Plans one mailbox.
@@ -269,8 +281,12 @@ fn plan_link(link: &Link, snapshot: &Snapshot, policy: &Policy, plan: &mut Plan)
     let halo = classify(link.halo.as_ref(), &snapshot.halo);
     let graph = classify(link.graph.as_ref(), &snapshot.graph);
     let id = link.id;
-    let halo_target = || link.halo.clone().map(Target::Halo);
-    let graph_target = || link.graph.clone().map(Target::Exchange);
+    // A write goes to the item as it is now: an observed item's current
+    // version (for If-Match), else what the link remembers.
+    let halo_now = current(link.halo.as_ref(), &snapshot.halo);
+    let graph_now = current(link.graph.as_ref(), &snapshot.graph);
+    let halo_target = || halo_now.clone().map(Target::Halo);
+    let graph_target = || graph_now.clone().map(Target::Exchange);
     let copy = |to: Side, source: Source, reason: Reason| -> Action {
         let target = match to {
             Side::Halo => halo_target(),
@@ -500,5 +516,376 @@ fn guard_deletions(plan: &mut Plan, links: usize, policy: &Policy) {
             would_delete: deletions,
             limit,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + minute * 60, 0)
+            .single()
+            .expect("valid time")
+    }
+
+    fn content(subject: &str) -> Appointment {
+        Appointment {
+            start: at(60),
+            end: at(90),
+            subject: subject.into(),
+            ..Appointment::default()
+        }
+    }
+
+    fn halo(id: HaloId, version: &str, subject: &str, modified: i64) -> Item<HaloId> {
+        Item {
+            id,
+            version: version.into(),
+            modified: at(modified),
+            content: content(subject),
+        }
+    }
+
+    fn graph(id: &str, version: &str, subject: &str, modified: i64) -> Item<GraphId> {
+        Item {
+            id: id.into(),
+            version: version.into(),
+            modified: at(modified),
+            content: content(subject),
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            conflict: ConflictPolicy::Newest,
+            edit_delete: EditDeletePolicy::EditWins,
+            deletes: DeletePolicy::Both,
+            guard: DeleteGuard {
+                max_per_run: 10,
+                max_fraction: 0.2,
+            },
+            allow_mass_deletes: false,
+        }
+    }
+
+    /// One link synced at `subject` (halo version h1, graph version g1).
+    fn linked(subject: &str) -> Snapshot {
+        Snapshot {
+            links: vec![Link {
+                id: 7,
+                halo: Some(halo(1, "h1", subject, 0).synced()),
+                graph: Some(graph("E1", "g1", subject, 0).synced()),
+            }],
+            ..Snapshot::default()
+        }
+    }
+
+    fn observe_halo(snapshot: &mut Snapshot, item: Item<HaloId>) {
+        snapshot.halo.insert(item.id, Seen::Present(item));
+    }
+
+    fn observe_graph(snapshot: &mut Snapshot, item: Item<GraphId>) {
+        snapshot.graph.insert(item.id.clone(), Seen::Present(item));
+    }
+
+    #[test]
+    fn a_version_bump_without_a_content_change_is_only_recorded() {
+        let mut snapshot = linked("Audit");
+        observe_graph(&mut snapshot, graph("E1", "g2", "Audit", 5));
+        let plan = plan(&snapshot, &policy());
+        assert_eq!(plan.actions.len(), 1);
+        let Action::Record {
+            graph: Some(g),
+            reason,
+            ..
+        } = &plan.actions[0]
+        else {
+            panic!("expected a record, got {:?}", plan.actions);
+        };
+        assert_eq!((g.version.as_str(), *reason), ("g2", Reason::Unchanged));
+    }
+
+    #[test]
+    fn nothing_observed_plans_nothing_and_absence_never_deletes() {
+        assert!(plan(&linked("Audit"), &policy()).actions.is_empty());
+        // Observing only the other side, unchanged, is not evidence of a deletion.
+        let mut snapshot = linked("Audit");
+        observe_halo(&mut snapshot, halo(1, "h1", "Audit", 0));
+        assert!(plan(&snapshot, &policy()).actions.is_empty());
+    }
+
+    #[test]
+    fn a_change_on_one_side_updates_the_other_at_its_current_version() {
+        let mut snapshot = linked("Audit");
+        observe_halo(&mut snapshot, halo(1, "h2", "Audit (moved)", 5));
+        observe_graph(&mut snapshot, graph("E1", "g9", "Audit", 1));
+        let plan = plan(&snapshot, &policy());
+        let [
+            Action::Update {
+                to,
+                target: Target::Exchange(target),
+                source,
+                reason,
+                ..
+            },
+        ] = plan.actions.as_slice()
+        else {
+            panic!("expected one update, got {:?}", plan.actions);
+        };
+        assert_eq!(*to, Side::Exchange);
+        assert_eq!(
+            target.version, "g9",
+            "If-Match carries the version just observed"
+        );
+        assert_eq!(source.content().subject, "Audit (moved)");
+        assert_eq!(*reason, Reason::Changed);
+    }
+
+    #[test]
+    fn conflicts_follow_the_policy_and_a_tie_goes_to_halo() {
+        let cases = [
+            (ConflictPolicy::Newest, 5, 9, Side::Exchange),
+            (ConflictPolicy::Newest, 9, 5, Side::Halo),
+            (ConflictPolicy::Newest, 5, 5, Side::Halo),
+            (ConflictPolicy::Halo, 1, 9, Side::Halo),
+            (ConflictPolicy::Exchange, 9, 1, Side::Exchange),
+        ];
+        for (conflict, halo_modified, graph_modified, winner) in cases {
+            let mut snapshot = linked("Audit");
+            observe_halo(&mut snapshot, halo(1, "h2", "Halo edit", halo_modified));
+            observe_graph(
+                &mut snapshot,
+                graph("E1", "g2", "Outlook edit", graph_modified),
+            );
+            let plan = plan(
+                &snapshot,
+                &Policy {
+                    conflict,
+                    ..policy()
+                },
+            );
+            assert_eq!(plan.conflicts, 1);
+            let [Action::Update { reason, to, .. }] = plan.actions.as_slice() else {
+                panic!("expected one update, got {:?}", plan.actions);
+            };
+            assert_eq!(
+                *reason,
+                Reason::Conflict { winner },
+                "{conflict:?} {halo_modified} {graph_modified}"
+            );
+            assert_ne!(*to, winner, "the loser is overwritten");
+        }
+        let mut same = linked("Audit");
+        observe_halo(&mut same, halo(1, "h2", "Both made this", 3));
+        observe_graph(&mut same, graph("E1", "g2", "Both made this", 4));
+        let plan = plan(&same, &policy());
+        assert_eq!(
+            plan.conflicts, 0,
+            "the same edit on both sides is no conflict"
+        );
+        assert!(matches!(plan.actions.as_slice(), [Action::Record { .. }]));
+    }
+
+    #[test]
+    fn a_confirmed_deletion_is_carried_across_only_where_the_policy_allows() {
+        let deleted_in_exchange = || {
+            let mut snapshot = linked("Audit");
+            snapshot.graph.insert("E1".into(), Seen::Deleted);
+            snapshot
+        };
+        let both = plan(&deleted_in_exchange(), &policy());
+        assert!(matches!(
+            both.actions.as_slice(),
+            [Action::Delete {
+                to: Side::Halo,
+                reason: Reason::Deleted,
+                ..
+            }]
+        ));
+        let one_way = Policy {
+            deletes: DeletePolicy::HaloToExchange,
+            ..policy()
+        };
+        let kept = plan(&deleted_in_exchange(), &one_way);
+        let [
+            Action::Record {
+                halo: Some(h),
+                graph: None,
+                ..
+            },
+        ] = kept.actions.as_slice()
+        else {
+            panic!(
+                "expected the link to forget the Exchange side, got {:?}",
+                kept.actions
+            );
+        };
+        assert_eq!(h.id, 1);
+
+        // Later, an edit of the kept Halo appointment brings the event back.
+        let mut later = Snapshot {
+            links: vec![Link {
+                id: 7,
+                halo: Some(halo(1, "h1", "Audit", 0).synced()),
+                graph: None,
+            }],
+            ..Snapshot::default()
+        };
+        observe_halo(&mut later, halo(1, "h2", "Audit, again", 8));
+        assert!(matches!(
+            plan(&later, &one_way).actions.as_slice(),
+            [Action::Create {
+                to: Side::Exchange,
+                link: Some(7),
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn edit_against_delete_follows_its_own_policy() {
+        let snapshot = || {
+            let mut snapshot = linked("Audit");
+            snapshot.halo.insert(1, Seen::Deleted);
+            observe_graph(&mut snapshot, graph("E1", "g2", "Audit (edited)", 3));
+            snapshot
+        };
+        assert!(matches!(
+            plan(&snapshot(), &policy()).actions.as_slice(),
+            [Action::Create {
+                to: Side::Halo,
+                reason: Reason::EditBeatsDelete,
+                ..
+            }]
+        ));
+        let delete_wins = Policy {
+            edit_delete: EditDeletePolicy::DeleteWins,
+            ..policy()
+        };
+        assert!(matches!(
+            plan(&snapshot(), &delete_wins).actions.as_slice(),
+            [Action::Delete {
+                to: Side::Exchange,
+                reason: Reason::DeleteBeatsEdit,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn the_mass_deletion_guard_holds_back_every_deletion_of_the_mailbox() {
+        let mut snapshot = Snapshot::default();
+        for i in 0..20 {
+            let event = format!("E{i}");
+            snapshot.links.push(Link {
+                id: i,
+                halo: Some(halo(i, "h1", "x", 0).synced()),
+                graph: Some(graph(&event, "g1", "x", 0).synced()),
+            });
+            if i < 11 {
+                snapshot.graph.insert(event, Seen::Deleted);
+            }
+        }
+        // 11 deletions against a limit of max(10, 20% of 20 = 4) = 10.
+        let held = plan(&snapshot, &policy());
+        assert_eq!(
+            held.guard,
+            Some(GuardTripped {
+                would_delete: 11,
+                limit: 10
+            })
+        );
+        assert!(
+            !held
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Delete { .. }))
+        );
+        let allowed = plan(
+            &snapshot,
+            &Policy {
+                allow_mass_deletes: true,
+                ..policy()
+            },
+        );
+        assert_eq!(allowed.guard, None);
+        assert_eq!(
+            allowed
+                .actions
+                .iter()
+                .filter(|a| matches!(a, Action::Delete { .. }))
+                .count(),
+            11
+        );
+    }
+
+    #[test]
+    fn unlinked_look_alikes_are_matched_before_anything_is_created() {
+        let mut snapshot = Snapshot::default();
+        for id in 1..=3 {
+            observe_halo(&mut snapshot, halo(id, "h1", "Stand-up", 0));
+        }
+        observe_graph(&mut snapshot, graph("E1", "g1", "stand-up", 0));
+        observe_graph(&mut snapshot, graph("E2", "g1", "Stand-up", 0));
+        let plan = plan(&snapshot, &policy());
+        let matches = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Match { .. }))
+            .count();
+        // The subject's case differs: the copies are linked and made alike
+        // (a tie, so Halo's spelling wins).
+        assert!(plan.actions.iter().any(|a| matches!(
+            a,
+            Action::Match {
+                overwrite: Some(Side::Exchange),
+                ..
+            }
+        )));
+        let creates: Vec<_> = plan
+            .actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Create {
+                        to: Side::Exchange,
+                        link: None,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(matches, 2, "{:?}", plan.actions);
+        assert_eq!(
+            creates.len(),
+            1,
+            "only the third Halo appointment is new: {:?}",
+            plan.actions
+        );
+    }
+
+    #[test]
+    fn a_match_that_differs_beyond_the_key_is_resolved_by_the_conflict_policy() {
+        let mut snapshot = Snapshot::default();
+        let mut outlook = graph("E1", "g1", "Audit", 9);
+        outlook.content.body = "Agenda from Outlook".into();
+        observe_halo(&mut snapshot, halo(1, "h1", "Audit", 2));
+        observe_graph(&mut snapshot, outlook);
+        let plan = plan(&snapshot, &policy());
+        assert_eq!(plan.conflicts, 1);
+        assert!(
+            matches!(
+                plan.actions.as_slice(),
+                [Action::Match {
+                    overwrite: Some(Side::Halo),
+                    ..
+                }]
+            ),
+            "the newer Exchange copy wins: {:?}",
+            plan.actions
+        );
     }
 }

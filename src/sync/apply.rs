@@ -1,0 +1,206 @@
+//! Carrying out a plan: each action is one write, then the link update that
+//! records it.
+//!
+//! The writes go through [`Calendars`] (the two systems, for one mailbox)
+//! and the link updates through [`Links`] (the database, or memory in
+//! tests), so this file alone decides what a link becomes after each kind of
+//! action. A failed write changes no link: the next run observes the same
+//! difference and plans it again. One failure does not stop the others.
+
+use std::future::Future;
+
+use super::plan::{Action, GraphId, HaloId, Item, LinkId, Side, Source, Synced, Target};
+use crate::model::Appointment;
+
+/// Why a write did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// Throttled, unavailable, timed out: the next run retries.
+    #[error("temporarily failed: {0}")]
+    Transient(String),
+    /// The target changed since it was observed (`If-Match` failed).
+    #[error("changed since it was read")]
+    Conflict,
+    /// The target is gone; the next run confirms the deletion.
+    #[error("no longer exists")]
+    NotFound,
+    /// Refused for a reason a retry will not fix (permissions, validation).
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// The two systems, as seen for one mailbox. Each write returns the item as
+/// that system now holds it (its new version and its own rendering of the
+/// content), which is what the link records: when the write comes back in a
+/// later observation it matches, so it is not mistaken for a change.
+pub trait Calendars {
+    /// Creates `content` (copied from `origin`) as a Halo appointment.
+    fn create_in_halo(
+        &mut self,
+        content: &Appointment,
+        origin: &Item<GraphId>,
+    ) -> impl Future<Output = Result<Item<HaloId>, WriteError>> + Send;
+    fn update_in_halo(
+        &mut self,
+        target: &Synced<HaloId>,
+        content: &Appointment,
+    ) -> impl Future<Output = Result<Item<HaloId>, WriteError>> + Send;
+    fn delete_in_halo(
+        &mut self,
+        target: &Synced<HaloId>,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// Creates `content` (copied from `origin`) as an Exchange event.
+    fn create_in_exchange(
+        &mut self,
+        content: &Appointment,
+        origin: &Item<HaloId>,
+    ) -> impl Future<Output = Result<Item<GraphId>, WriteError>> + Send;
+    fn update_in_exchange(
+        &mut self,
+        target: &Synced<GraphId>,
+        content: &Appointment,
+    ) -> impl Future<Output = Result<Item<GraphId>, WriteError>> + Send;
+    fn delete_in_exchange(
+        &mut self,
+        target: &Synced<GraphId>,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// Where links are kept.
+pub trait Links {
+    type Error: std::fmt::Display;
+    /// Sets both sides of `link` (a new link when `None`); returns its id.
+    fn save(
+        &mut self,
+        link: Option<LinkId>,
+        halo: Option<Synced<HaloId>>,
+        graph: Option<Synced<GraphId>>,
+    ) -> Result<LinkId, Self::Error>;
+    fn remove(&mut self, link: LinkId) -> Result<(), Self::Error>;
+}
+
+/// What happened to each action of a plan.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub done: Vec<Action>,
+    pub failed: Vec<(Action, String)>,
+}
+
+/// Carries out `actions` in order against `sync`: the two calendars and
+/// the link store of one mailbox (one value, so an engine can pair its
+/// clients with its database and a test can keep everything in memory).
+pub async fn apply<S: Calendars + Links + Send>(actions: Vec<Action>, sync: &mut S) -> Applied {
+    let mut applied = Applied::default();
+    for action in actions {
+        match apply_one(&action, sync).await {
+            Ok(()) => applied.done.push(action),
+            Err(error) => applied.failed.push((action, error)),
+        }
+    }
+    applied
+}
+
+async fn apply_one<S: Calendars + Links + Send>(
+    action: &Action,
+    sync: &mut S,
+) -> Result<(), String> {
+    let saved = |r: Result<LinkId, S::Error>| r.map(|_| ()).map_err(|e| e.to_string());
+    match action {
+        Action::Create {
+            to, link, source, ..
+        } => {
+            let (halo, graph) = create(*to, source, sync).await?;
+            saved(sync.save(*link, Some(halo), Some(graph)))
+        }
+        Action::Update {
+            link,
+            target,
+            source,
+            ..
+        } => {
+            let (halo, graph) = match (target, source) {
+                (Target::Exchange(target), Source::Halo(from)) => {
+                    let written = sync
+                        .update_in_exchange(target, &from.content)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (from.synced(), written.synced())
+                }
+                (Target::Halo(target), Source::Exchange(from)) => {
+                    let written = sync
+                        .update_in_halo(target, &from.content)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (written.synced(), from.synced())
+                }
+                _ => return Err("an update must copy from one side to the other".into()),
+            };
+            saved(sync.save(Some(*link), Some(halo), Some(graph)))
+        }
+        Action::Delete { link, target, .. } => {
+            match target {
+                Target::Halo(target) => sync.delete_in_halo(target).await,
+                Target::Exchange(target) => sync.delete_in_exchange(target).await,
+            }
+            .or_else(|e| match e {
+                // Already gone is what a delete wants.
+                WriteError::NotFound => Ok(()),
+                other => Err(other),
+            })
+            .map_err(|e| e.to_string())?;
+            sync.remove(*link).map_err(|e| e.to_string())
+        }
+        Action::Record {
+            link, halo, graph, ..
+        } => saved(sync.save(*link, halo.clone(), graph.clone())),
+        Action::Match {
+            halo,
+            graph,
+            overwrite,
+        } => {
+            let (halo_state, graph_state) = match overwrite {
+                None => (halo.synced(), graph.synced()),
+                Some(Side::Exchange) => {
+                    let written = sync
+                        .update_in_exchange(&graph.synced(), &halo.content)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (halo.synced(), written.synced())
+                }
+                Some(Side::Halo) => {
+                    let written = sync
+                        .update_in_halo(&halo.synced(), &graph.content)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (written.synced(), graph.synced())
+                }
+            };
+            saved(sync.save(None, Some(halo_state), Some(graph_state)))
+        }
+        Action::Forget { link } => sync.remove(*link).map_err(|e| e.to_string()),
+    }
+}
+
+async fn create<C: Calendars + Send>(
+    to: Side,
+    source: &Source,
+    sync: &mut C,
+) -> Result<(Synced<HaloId>, Synced<GraphId>), String> {
+    match (to, source) {
+        (Side::Exchange, Source::Halo(from)) => {
+            let created = sync
+                .create_in_exchange(&from.content, from)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((from.synced(), created.synced()))
+        }
+        (Side::Halo, Source::Exchange(from)) => {
+            let created = sync
+                .create_in_halo(&from.content, from)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((created.synced(), from.synced()))
+        }
+        _ => Err("a create must copy from one side to the other".into()),
+    }
+}
