@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeZone, Utc};
 use halosync::config::{ConflictPolicy, DeleteGuard, DeletePolicy, EditDeletePolicy};
 use halosync::model::Appointment;
-use halosync::sync::apply::{Calendars, Links, WriteError, apply};
+use halosync::sync::apply::{Calendars, Links, Origin, WriteError, apply};
 use halosync::sync::plan::{
     Action, GraphId, HaloId, Item, Link, LinkId, Policy, Seen, Snapshot, Synced, plan,
 };
@@ -271,6 +271,7 @@ impl Links for World {
         link: Option<LinkId>,
         halo: Option<Synced<HaloId>>,
         graph: Option<Synced<GraphId>>,
+        _origin: Origin,
     ) -> Result<LinkId, String> {
         let id = link.unwrap_or_else(|| {
             self.next_id += 1;

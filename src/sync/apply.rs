@@ -66,15 +66,26 @@ pub trait Calendars {
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
 }
 
+/// Which side an appointment first appeared on, kept with a new link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Halo,
+    Exchange,
+    /// Already on both sides, matched by an import or sync.
+    Matched,
+}
+
 /// Where links are kept.
 pub trait Links {
     type Error: std::fmt::Display;
-    /// Sets both sides of `link` (a new link when `None`); returns its id.
+    /// Sets both sides of `link`, or creates a link when `None` (first seen
+    /// on `origin`, which is ignored for an existing link); returns its id.
     fn save(
         &mut self,
         link: Option<LinkId>,
         halo: Option<Synced<HaloId>>,
         graph: Option<Synced<GraphId>>,
+        origin: Origin,
     ) -> Result<LinkId, Self::Error>;
     fn remove(&mut self, link: LinkId) -> Result<(), Self::Error>;
 }
@@ -110,7 +121,11 @@ async fn apply_one<S: Calendars + Links + Send>(
             to, link, source, ..
         } => {
             let (halo, graph) = create(*to, source, sync).await?;
-            saved(sync.save(*link, Some(halo), Some(graph)))
+            let origin = match to {
+                Side::Exchange => Origin::Halo,
+                Side::Halo => Origin::Exchange,
+            };
+            saved(sync.save(*link, Some(halo), Some(graph), origin))
         }
         Action::Update {
             link,
@@ -135,7 +150,7 @@ async fn apply_one<S: Calendars + Links + Send>(
                 }
                 _ => return Err("an update must copy from one side to the other".into()),
             };
-            saved(sync.save(Some(*link), Some(halo), Some(graph)))
+            saved(sync.save(Some(*link), Some(halo), Some(graph), Origin::Matched))
         }
         Action::Delete { link, target, .. } => {
             match target {
@@ -152,7 +167,7 @@ async fn apply_one<S: Calendars + Links + Send>(
         }
         Action::Record {
             link, halo, graph, ..
-        } => saved(sync.save(*link, halo.clone(), graph.clone())),
+        } => saved(sync.save(*link, halo.clone(), graph.clone(), Origin::Matched)),
         Action::Match {
             halo,
             graph,
@@ -175,7 +190,7 @@ async fn apply_one<S: Calendars + Links + Send>(
                     (written.synced(), graph.synced())
                 }
             };
-            saved(sync.save(None, Some(halo_state), Some(graph_state)))
+            saved(sync.save(None, Some(halo_state), Some(graph_state), Origin::Matched))
         }
         Action::Forget { link } => sync.remove(*link).map_err(|e| e.to_string()),
     }

@@ -1,0 +1,286 @@
+//! Agents and the links between Halo appointments and Exchange events.
+//!
+//! A removed link is kept as a tombstone (`state = 'deleted'`) for the
+//! record; a later link for the same item replaces its tombstone.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, db_time};
+use crate::model::Fingerprint;
+use crate::sync::apply::Origin;
+use crate::sync::plan::{GraphId, HaloId, Link, LinkId, Synced};
+
+/// An agent as halosync knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRow {
+    pub agent_id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    pub mailbox: Option<String>,
+    pub connection: Option<String>,
+    pub enabled: bool,
+}
+
+fn side<Id>(
+    id: Option<Id>,
+    version: Option<String>,
+    fingerprint: Option<String>,
+) -> Option<Synced<Id>> {
+    Some(Synced {
+        id: id?,
+        version: version?,
+        fingerprint: Fingerprint::from_hex(&fingerprint?)?,
+    })
+}
+
+impl Store {
+    /// Adds or refreshes an agent (from Halo's agent list).
+    pub fn upsert_agent(&self, agent: &AgentRow, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.connection()
+            .execute(
+                "INSERT INTO agents (agent_id, name, email, mailbox, connection, enabled, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (agent_id) DO UPDATE SET
+                     name = excluded.name, email = excluded.email, mailbox = excluded.mailbox,
+                     connection = excluded.connection, enabled = excluded.enabled,
+                     updated_at = excluded.updated_at",
+                params![
+                    agent.agent_id,
+                    agent.name,
+                    agent.email,
+                    agent.mailbox,
+                    agent.connection,
+                    agent.enabled,
+                    db_time(now)
+                ],
+            )
+            .map_err(|e| StoreError::sqlite("saving an agent", self.path(), e))?;
+        Ok(())
+    }
+
+    /// The live links of one mailbox.
+    pub fn links(&self, mailbox: &str) -> Result<Vec<Link>, StoreError> {
+        let fail = |e| StoreError::sqlite("reading links", self.path(), e);
+        let mut statement = self
+            .connection()
+            .prepare_cached(
+                "SELECT id, halo_id, halo_version, halo_fingerprint,
+                        graph_id, graph_version, graph_fingerprint
+                 FROM links WHERE mailbox = ?1 AND state <> 'deleted' ORDER BY id",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([mailbox], |row| {
+                Ok(Link {
+                    id: row.get(0)?,
+                    halo: side(row.get(1)?, row.get(2)?, row.get(3)?),
+                    graph: side(row.get(4)?, row.get(5)?, row.get(6)?),
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<Result<_, _>>().map_err(fail)
+    }
+
+    /// Sets both sides of a link, or creates one for `agent_id` in `mailbox`.
+    #[allow(clippy::too_many_arguments)] // one row's columns
+    pub fn save_link(
+        &self,
+        agent_id: i64,
+        mailbox: &str,
+        link: Option<LinkId>,
+        halo: Option<&Synced<HaloId>>,
+        graph: Option<&Synced<GraphId>>,
+        origin: Origin,
+        now: DateTime<Utc>,
+    ) -> Result<LinkId, StoreError> {
+        let fail = |e| StoreError::sqlite("saving a link", self.path(), e);
+        let conn = self.connection();
+        let halo_cols = (
+            halo.map(|h| h.id),
+            halo.map(|h| h.version.clone()),
+            halo.map(|h| h.fingerprint.to_string()),
+        );
+        let graph_cols = (
+            graph.map(|g| g.id.clone()),
+            graph.map(|g| g.version.clone()),
+            graph.map(|g| g.fingerprint.to_string()),
+        );
+        // A tombstone holding the same item's id gives way to the live link.
+        conn.execute(
+            "DELETE FROM links WHERE state = 'deleted' AND id IS NOT ?1
+               AND (halo_id = ?2 OR (mailbox = ?3 AND graph_id = ?4))",
+            params![link, halo_cols.0, mailbox, graph_cols.0],
+        )
+        .map_err(fail)?;
+        if let Some(id) = link {
+            conn.execute(
+                "UPDATE links SET halo_id = ?2, halo_version = ?3, halo_fingerprint = ?4,
+                     graph_id = ?5, graph_version = ?6, graph_fingerprint = ?7,
+                     state = 'active', updated_at = ?8
+                 WHERE id = ?1",
+                params![
+                    id,
+                    halo_cols.0,
+                    halo_cols.1,
+                    halo_cols.2,
+                    graph_cols.0,
+                    graph_cols.1,
+                    graph_cols.2,
+                    db_time(now)
+                ],
+            )
+            .map_err(fail)?;
+            return Ok(id);
+        }
+        let origin = match origin {
+            Origin::Halo => "halo",
+            Origin::Exchange => "exchange",
+            Origin::Matched => "import",
+        };
+        conn.execute(
+            "INSERT INTO links (agent_id, mailbox, halo_id, halo_version, halo_fingerprint,
+                 graph_id, graph_version, graph_fingerprint, origin, state, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'active', ?10, ?10)",
+            params![
+                agent_id,
+                mailbox,
+                halo_cols.0,
+                halo_cols.1,
+                halo_cols.2,
+                graph_cols.0,
+                graph_cols.1,
+                graph_cols.2,
+                origin,
+                db_time(now)
+            ],
+        )
+        .map_err(fail)?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Marks a link removed (both items are gone, or one was deleted with
+    /// its partner).
+    pub fn remove_link(&self, link: LinkId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.connection()
+            .execute(
+                "UPDATE links SET state = 'deleted', updated_at = ?2 WHERE id = ?1",
+                params![link, db_time(now)],
+            )
+            .map_err(|e| StoreError::sqlite("removing a link", self.path(), e))?;
+        Ok(())
+    }
+
+    /// The link holding Halo appointment `halo_id`, if any (live or not).
+    pub fn link_of_halo(&self, halo_id: HaloId) -> Result<Option<LinkId>, StoreError> {
+        self.connection()
+            .query_row(
+                "SELECT id FROM links WHERE halo_id = ?1",
+                [halo_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| StoreError::sqlite("finding a link", self.path(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Appointment;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 29, 6, 0, 0)
+            .single()
+            .expect("valid date")
+    }
+
+    fn synced<Id>(id: Id, version: &str, subject: &str) -> Synced<Id> {
+        Synced {
+            id,
+            version: version.into(),
+            fingerprint: Appointment {
+                subject: subject.into(),
+                ..Appointment::default()
+            }
+            .fingerprint(),
+        }
+    }
+
+    #[test]
+    fn links_round_trip_update_and_give_way_when_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("l.db")).expect("open");
+        store
+            .upsert_agent(
+                &AgentRow {
+                    agent_id: 2,
+                    name: "Leah".into(),
+                    email: Some("leah@contoso.com".into()),
+                    mailbox: Some("leah@contoso.com".into()),
+                    connection: Some("main".into()),
+                    enabled: true,
+                },
+                now(),
+            )
+            .expect("agent");
+        let halo = synced(41, "2026-11-29T05:00:00", "Audit");
+        let graph = synced("AAMkE1".to_string(), "ck1", "Audit");
+        let id = store
+            .save_link(
+                2,
+                "leah@contoso.com",
+                None,
+                Some(&halo),
+                Some(&graph),
+                Origin::Halo,
+                now(),
+            )
+            .expect("insert");
+        assert_eq!(
+            store.links("LEAH@contoso.com").expect("links"),
+            vec![Link {
+                id,
+                halo: Some(halo.clone()),
+                graph: Some(graph.clone())
+            }],
+            "mailboxes compare without case"
+        );
+
+        let moved = synced("AAMkE1".to_string(), "ck2", "Audit (moved)");
+        store
+            .save_link(
+                2,
+                "leah@contoso.com",
+                Some(id),
+                Some(&halo),
+                Some(&moved),
+                Origin::Matched,
+                now(),
+            )
+            .expect("update");
+        assert_eq!(
+            store.links("leah@contoso.com").expect("links")[0].graph,
+            Some(moved)
+        );
+
+        store.remove_link(id, now()).expect("remove");
+        assert!(store.links("leah@contoso.com").expect("links").is_empty());
+        // The same appointment linked again replaces the tombstone.
+        let again = store
+            .save_link(
+                2,
+                "leah@contoso.com",
+                None,
+                Some(&halo),
+                None,
+                Origin::Halo,
+                now(),
+            )
+            .expect("relink");
+        assert_eq!(store.link_of_halo(41).expect("find"), Some(again));
+        assert_eq!(store.links("leah@contoso.com").expect("links").len(), 1);
+        assert!(store.integrity_check().expect("check").is_ok());
+    }
+}
