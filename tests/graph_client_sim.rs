@@ -146,7 +146,7 @@ impl Harness {
 
     /// An application-permission client on the simulator's Graph.
     fn app_client(&self) -> GraphClient {
-        self.app_client_at(&self.sim.simulator.graph_url().to_string(), self.clock())
+        self.app_client_at(self.sim.simulator.graph_url().as_str(), self.clock())
     }
 
     fn app_client_at(&self, graph_url: &str, clock: SharedClock) -> GraphClient {
