@@ -238,6 +238,13 @@ impl GraphClient {
         self.inner.access
     }
 
+    /// Gets an access token (cached or new): checks the connection's
+    /// credentials or sign-in without calling Graph.
+    pub async fn check_token(&self) -> Result<(), GraphError> {
+        self.inner.tokens.token().await?;
+        Ok(())
+    }
+
     pub(crate) fn retry_policy(&self) -> RetryPolicy {
         self.inner.retry
     }

@@ -1,0 +1,305 @@
+//! `halosync check --connectivity`: the guide's "test which calendars the
+//! connected account has access to". Gets a Halo token and lists the agents,
+//! gets a token for each Exchange connection, then for every agent a
+//! connection serves reads `GET /users/{mailbox}` and one day of its
+//! calendar, and prints `agent | mailbox | connection | result`.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use chrono::Duration;
+use futures_util::StreamExt;
+
+use super::exit;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, ConnectionConfig, ConnectionKind};
+use crate::graph::auth::{AuthError, Flow, RefreshTokens, StoredRefreshTokens};
+use crate::graph::{GraphClient, GraphClientOptions, GraphError, GraphUpstreams, Window};
+use crate::halo::{Agent, HaloClient};
+use crate::http::MemoryRequestLog;
+use crate::store::Store;
+use crate::token_cipher::TokenCipher;
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Get tokens for Halo and each Exchange connection and read every
+    /// served agent's mailbox and calendar (exit 1 if any fails).
+    #[arg(long, required = true)]
+    pub connectivity: bool,
+}
+
+/// Mailboxes checked at once (each connection's mailboxes are also limited
+/// by the Graph client itself).
+const PARALLEL_CHECKS: usize = 8;
+
+pub fn run(config: &Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("halosync: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    runtime.block_on(connectivity(config))
+}
+
+/// One line of the report.
+struct Row {
+    agent: String,
+    mailbox: String,
+    connection: String,
+    result: String,
+    ok: bool,
+}
+
+async fn connectivity(config: &Config) -> ExitCode {
+    let clock: SharedClock = Arc::new(SystemClock);
+    // Nothing is written to the database's request log by a check.
+    let log = Arc::new(MemoryRequestLog::new());
+    let halo = match HaloClient::new(&config.halo, log.clone(), clock.clone()) {
+        Ok(halo) => halo,
+        Err(e) => return failed(&format!("Halo: {e}")),
+    };
+    let agents = match halo.agents().await {
+        Ok(agents) => agents,
+        Err(e) => return failed(&format!("Halo: {e}")),
+    };
+    println!("Halo: OK ({} agents)", agents.len());
+    let upstreams = match GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default()) {
+        Ok(upstreams) => upstreams,
+        Err(e) => return failed(&e.to_string()),
+    };
+    let tokens = match refresh_tokens(config, &clock) {
+        Ok(tokens) => tokens,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let mut all_ok = true;
+    let mut shared_clients = Vec::new();
+    for connection in &config.connections {
+        let client = match connection.kind {
+            ConnectionKind::PerAgent => None,
+            ConnectionKind::Application | ConnectionKind::Delegated => Some(connection_client(
+                connection,
+                &upstreams,
+                tokens.as_ref(),
+                None,
+            )),
+        };
+        let line = match &client {
+            None => "a sign-in per agent".to_string(),
+            Some(Ok(client)) => match client.check_token().await {
+                Ok(()) => "token OK".to_string(),
+                Err(e) => {
+                    all_ok = false;
+                    format!("no token: {e}")
+                }
+            },
+            Some(Err(e)) => {
+                all_ok = false;
+                e.to_string()
+            }
+        };
+        println!("Exchange connection `{}`: {line}", connection.name);
+        shared_clients.push(client.and_then(Result::ok));
+    }
+
+    let today = clock.now();
+    let window = Window::new(today, today + Duration::days(1));
+    let checks = agents
+        .iter()
+        .filter(|agent| served(config, agent))
+        .map(|agent| {
+            let found = config
+                .connections
+                .iter()
+                .zip(&shared_clients)
+                .find(|(connection, _)| {
+                    agent
+                        .mailbox()
+                        .is_some_and(|mailbox| connection.agents.serves(&mailbox))
+                });
+            let upstreams = &upstreams;
+            let tokens = tokens.as_ref();
+            async move {
+                let mailbox = agent.mailbox().unwrap_or_default();
+                let Some((connection, shared)) = found else {
+                    return Row {
+                        agent: agent_name(agent),
+                        mailbox,
+                        connection: "-".into(),
+                        result: "no connection serves this agent".into(),
+                        ok: false,
+                    };
+                };
+                let client = match shared {
+                    Some(client) => Ok(client.clone()),
+                    None => connection_client(connection, upstreams, tokens, Some(agent.id)),
+                };
+                let result = match client {
+                    Ok(client) => check_mailbox(&client, &mailbox, window).await,
+                    Err(error) => Err((error, crate::graph::Access::Direct)),
+                };
+                Row {
+                    agent: agent_name(agent),
+                    mailbox,
+                    connection: connection.name.clone(),
+                    ok: result.is_ok(),
+                    result: match result {
+                        Ok(()) => "OK".into(),
+                        Err((error, access)) => describe(&error, access),
+                    },
+                }
+            }
+        });
+    let rows: Vec<Row> = futures_util::stream::iter(checks)
+        .buffered(PARALLEL_CHECKS)
+        .collect()
+        .await;
+    all_ok &= rows.iter().all(|row| row.ok);
+    print_table(&rows);
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::FAILURE)
+    }
+}
+
+fn failed(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(exit::FAILURE)
+}
+
+/// Whether `[sync]` includes the agent.
+fn served(config: &Config, agent: &Agent) -> bool {
+    let Some(mailbox) = agent.mailbox() else {
+        return false;
+    };
+    let include = &config.sync.include_agents;
+    (include.is_empty() || include.contains(&mailbox))
+        && !config.sync.exclude_agents.contains(&mailbox)
+}
+
+fn agent_name(agent: &Agent) -> String {
+    match &agent.name {
+        Some(name) if !name.trim().is_empty() => format!("{} (#{})", name.trim(), agent.id),
+        _ => format!("#{}", agent.id),
+    }
+}
+
+/// The stored sign-ins, when any connection needs them.
+fn refresh_tokens(config: &Config, clock: &SharedClock) -> Result<Option<StoredTokens>, String> {
+    if config
+        .connections
+        .iter()
+        .all(|c| c.kind == ConnectionKind::Application)
+    {
+        return Ok(None);
+    }
+    let key = config.store.token_key.as_ref().ok_or_else(|| {
+        "store.token_key is required to read the stored sign-ins of delegated and per-agent connections"
+            .to_string()
+    })?;
+    let store = Store::open(&config.store.path)
+        .map_err(|e| format!("{}: {e}", config.store.path.display()))?;
+    Ok(Some(StoredTokens {
+        store: Arc::new(Mutex::new(store)),
+        key: key.clone(),
+        clock: clock.clone(),
+    }))
+}
+
+struct StoredTokens {
+    store: Arc<Mutex<Store>>,
+    /// A cipher per client: `TokenCipher` is deliberately not `Clone`.
+    key: secrecy::SecretString,
+    clock: SharedClock,
+}
+
+/// The client for `connection`, or for `agent_id` of a per-agent one.
+fn connection_client(
+    connection: &ConnectionConfig,
+    upstreams: &GraphUpstreams,
+    tokens: Option<&StoredTokens>,
+    agent_id: Option<i64>,
+) -> Result<GraphClient, GraphError> {
+    let flow = match (connection.kind, tokens) {
+        (ConnectionKind::Application, _) => Flow::Application,
+        (_, None) => {
+            return Err(GraphError::Auth(AuthError::Configuration {
+                connection: connection.name.clone(),
+                message: "store.token_key is required for stored sign-ins".into(),
+            }));
+        }
+        (kind, Some(stored)) => {
+            let subject = match (kind, agent_id) {
+                (ConnectionKind::PerAgent, Some(id)) => format!("agent:{id}"),
+                _ => format!("connection:{}", connection.name),
+            };
+            let tokens: Arc<dyn RefreshTokens> = Arc::new(StoredRefreshTokens::new(
+                stored.store.clone(),
+                TokenCipher::new(&stored.key),
+                &connection.name,
+                stored.clock.clone(),
+            ));
+            Flow::RefreshToken { subject, tokens }
+        }
+    };
+    GraphClient::new(connection, flow, upstreams)
+}
+
+async fn check_mailbox(
+    client: &GraphClient,
+    mailbox: &str,
+    window: Window,
+) -> Result<(), (GraphError, crate::graph::Access)> {
+    let access = client.access();
+    client.user(mailbox).await.map_err(|e| (e, access))?;
+    client
+        .calendar_view(mailbox, window)
+        .await
+        .map_err(|e| (e, access))?;
+    Ok(())
+}
+
+/// The result column: the typed error and what to do about it.
+fn describe(error: &GraphError, access: crate::graph::Access) -> String {
+    if let GraphError::Auth(AuthError::NotConnected { subject }) = error {
+        return format!("not connected: {subject} has not signed in yet");
+    }
+    match error.diagnosis(access) {
+        Some(diagnosis) => format!("{error} — {diagnosis}"),
+        None => error.to_string(),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let header = Row {
+        agent: "agent".into(),
+        mailbox: "mailbox".into(),
+        connection: "connection".into(),
+        result: "result".into(),
+        ok: true,
+    };
+    let width = |get: fn(&Row) -> &str| {
+        rows.iter()
+            .chain([&header])
+            .map(|row| get(row).chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let agent = width(|r| &r.agent);
+    let mailbox = width(|r| &r.mailbox);
+    let connection = width(|r| &r.connection);
+    for row in [&header].into_iter().chain(rows) {
+        println!(
+            "{:agent$} | {:mailbox$} | {:connection$} | {}",
+            row.agent, row.mailbox, row.connection, row.result
+        );
+    }
+}
