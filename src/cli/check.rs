@@ -14,7 +14,7 @@ use super::exit;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConnectionConfig, ConnectionKind};
 use crate::graph::auth::{AuthError, Flow, RefreshTokens, StoredRefreshTokens};
-use crate::graph::{GraphClient, GraphClientOptions, GraphError, GraphUpstreams, Window};
+use crate::graph::{Access, GraphClient, GraphClientOptions, GraphError, GraphUpstreams, Window};
 use crate::halo::{Agent, HaloClient};
 use crate::http::MemoryRequestLog;
 use crate::store::Store;
@@ -143,7 +143,7 @@ async fn connectivity(config: &Config) -> ExitCode {
                 };
                 let result = match client {
                     Ok(client) => check_mailbox(&client, &mailbox, window).await,
-                    Err(error) => Err((error, crate::graph::Access::Direct)),
+                    Err(error) => Err((error, Access::Direct)),
                 };
                 Row {
                     agent: agent_name(agent),
@@ -257,7 +257,7 @@ async fn check_mailbox(
     client: &GraphClient,
     mailbox: &str,
     window: Window,
-) -> Result<(), (GraphError, crate::graph::Access)> {
+) -> Result<(), (GraphError, Access)> {
     let access = client.access();
     client.user(mailbox).await.map_err(|e| (e, access))?;
     client
@@ -268,7 +268,7 @@ async fn check_mailbox(
 }
 
 /// The result column: the typed error and what to do about it.
-fn describe(error: &GraphError, access: crate::graph::Access) -> String {
+fn describe(error: &GraphError, access: Access) -> String {
     if let GraphError::Auth(AuthError::NotConnected { subject }) = error {
         return format!("not connected: {subject} has not signed in yet");
     }

@@ -209,10 +209,15 @@ impl GraphClient {
             flow,
             upstreams.graph.clock().clone(),
         )?;
-        let root = connection
-            .graph_url
-            .join("v1.0/")
-            .map_err(|e| GraphError::Transport(format!("graph_url cannot take /v1.0/: {e}")))?;
+        let root = connection.graph_url.join("v1.0/").map_err(|e| {
+            GraphError::Auth(super::auth::AuthError::Configuration {
+                connection: connection.name.clone(),
+                message: format!(
+                    "graph_url `{}` cannot take /v1.0/: {e}",
+                    connection.graph_url
+                ),
+            })
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http: upstreams.graph.clone(),

@@ -207,9 +207,6 @@ impl GraphClient {
     }
 }
 
-pub(crate) fn to_json(
-    mailbox: &str,
-    value: &impl serde::Serialize,
-) -> Result<serde_json::Value, GraphError> {
+fn to_json(mailbox: &str, value: &impl serde::Serialize) -> Result<serde_json::Value, GraphError> {
     serde_json::to_value(value).map_err(|e| decode(mailbox, "a request body", e))
 }
