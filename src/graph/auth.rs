@@ -364,11 +364,17 @@ impl TokenProvider {
             .form(&form)
             .build()
             .map_err(|e| self.transient(format!("token request failed: {}", without_url(&e))))?;
-        // Replaying a token request is harmless: a grant that was processed
-        // but whose answer was lost leaves the previous refresh token valid.
+        // A client-credentials grant can be replayed freely. A refresh grant
+        // whose answer was lost may have rotated the refresh token we would
+        // replay, so it is retried only when it surely was not processed
+        // (429, no connection).
+        let context = match self.flow {
+            Flow::Application => RequestContext::idempotent(),
+            Flow::RefreshToken { .. } => RequestContext::not_idempotent(),
+        };
         let reply = self
             .http
-            .send(request, &RequestContext::idempotent())
+            .send(request, &context)
             .await
             .map_err(|e| self.transient(format!("token request failed: {e}")))?;
         let (status, body) = (reply.status, reply.body);

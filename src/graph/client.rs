@@ -307,11 +307,11 @@ impl GraphClient {
     /// a [`GraphError`].
     pub(crate) async fn send(&self, call: Call<'_>) -> Result<Reply, GraphError> {
         let mailbox = call.mailbox.unwrap_or_default();
-        let mut context = RequestContext {
+        let context = RequestContext {
             idempotency: call.idempotency(),
-            ..RequestContext::idempotent()
+            mailbox: call.mailbox.map(str::to_owned),
+            agent_id: None,
         };
-        context.mailbox = call.mailbox.map(str::to_owned);
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut refreshed = false;
         loop {
