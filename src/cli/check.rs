@@ -79,42 +79,14 @@ async fn connectivity(config: &Config) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
-    let mut all_ok = true;
-    let mut shared_clients = Vec::new();
-    for connection in &config.connections {
-        let client = match connection.kind {
-            ConnectionKind::PerAgent => None,
-            ConnectionKind::Application | ConnectionKind::Delegated => Some(connection_client(
-                connection,
-                &upstreams,
-                tokens.as_ref(),
-                None,
-            )),
-        };
-        let line = match &client {
-            None => "a sign-in per agent".to_string(),
-            Some(Ok(client)) => match client.check_token().await {
-                Ok(()) => "token OK".to_string(),
-                Err(e) => {
-                    all_ok = false;
-                    format!("no token: {e}")
-                }
-            },
-            Some(Err(e)) => {
-                all_ok = false;
-                e.to_string()
-            }
-        };
-        println!("Exchange connection `{}`: {line}", connection.name);
-        shared_clients.push(client.and_then(Result::ok));
-    }
-
-    let today = clock.now();
-    let window = Window::new(today, today + Duration::days(1));
+    let (mut all_ok, shared_clients) = check_connections(config, &upstreams, tokens.as_ref()).await;
+    let now = clock.now();
+    let window = Window::new(now, now + Duration::days(1));
     let checks = agents
         .iter()
         .filter(|agent| served(config, agent))
         .map(|agent| {
+            // Config validation guarantees at most one connection claims an agent.
             let found = config
                 .connections
                 .iter()
@@ -124,38 +96,7 @@ async fn connectivity(config: &Config) -> ExitCode {
                         .mailbox()
                         .is_some_and(|mailbox| connection.agents.serves(&mailbox))
                 });
-            let upstreams = &upstreams;
-            let tokens = tokens.as_ref();
-            async move {
-                let mailbox = agent.mailbox().unwrap_or_default();
-                let Some((connection, shared)) = found else {
-                    return Row {
-                        agent: agent_name(agent),
-                        mailbox,
-                        connection: "-".into(),
-                        result: "no connection serves this agent".into(),
-                        ok: false,
-                    };
-                };
-                let client = match shared {
-                    Some(client) => Ok(client.clone()),
-                    None => connection_client(connection, upstreams, tokens, Some(agent.id)),
-                };
-                let result = match client {
-                    Ok(client) => check_mailbox(&client, &mailbox, window).await,
-                    Err(error) => Err((error, Access::Direct)),
-                };
-                Row {
-                    agent: agent_name(agent),
-                    mailbox,
-                    connection: connection.name.clone(),
-                    ok: result.is_ok(),
-                    result: match result {
-                        Ok(()) => "OK".into(),
-                        Err((error, access)) => describe(&error, access),
-                    },
-                }
-            }
+            check_agent(agent, found, &upstreams, tokens.as_ref(), window)
         });
     let rows: Vec<Row> = futures_util::stream::iter(checks)
         .buffered(PARALLEL_CHECKS)
@@ -167,6 +108,79 @@ async fn connectivity(config: &Config) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(exit::FAILURE)
+    }
+}
+
+/// Gets a token for each application and delegated connection and prints
+/// the outcome; returns whether all worked, and each connection's client
+/// (`None` for per-agent connections, which have one per agent, and for
+/// connections whose client could not be built).
+async fn check_connections(
+    config: &Config,
+    upstreams: &GraphUpstreams,
+    tokens: Option<&StoredTokens>,
+) -> (bool, Vec<Option<GraphClient>>) {
+    let mut all_ok = true;
+    let mut clients = Vec::with_capacity(config.connections.len());
+    for connection in &config.connections {
+        if connection.kind == ConnectionKind::PerAgent {
+            println!(
+                "Exchange connection `{}`: a sign-in per agent",
+                connection.name
+            );
+            clients.push(None);
+            continue;
+        }
+        let client = connection_client(connection, upstreams, tokens, None);
+        let outcome = match &client {
+            Ok(client) => client.check_token().await.map(|()| "token OK".to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        let line = outcome.unwrap_or_else(|e| {
+            all_ok = false;
+            format!("no token: {e}")
+        });
+        println!("Exchange connection `{}`: {line}", connection.name);
+        clients.push(client.ok());
+    }
+    (all_ok, clients)
+}
+
+/// The user lookup and calendar read for one agent, as a table row.
+async fn check_agent(
+    agent: &Agent,
+    found: Option<(&ConnectionConfig, &Option<GraphClient>)>,
+    upstreams: &GraphUpstreams,
+    tokens: Option<&StoredTokens>,
+    window: Window,
+) -> Row {
+    let mailbox = agent.mailbox().unwrap_or_default();
+    let Some((connection, shared)) = found else {
+        return Row {
+            agent: agent_name(agent),
+            mailbox,
+            connection: "-".into(),
+            result: "no connection serves this agent".into(),
+            ok: false,
+        };
+    };
+    let client = match shared {
+        Some(client) => Ok(client.clone()),
+        None => connection_client(connection, upstreams, tokens, Some(agent.id)),
+    };
+    let result = match client {
+        Ok(client) => check_mailbox(&client, &mailbox, window).await,
+        Err(error) => Err((error, Access::Direct)),
+    };
+    Row {
+        agent: agent_name(agent),
+        mailbox,
+        connection: connection.name.clone(),
+        ok: result.is_ok(),
+        result: match result {
+            Ok(()) => "OK".into(),
+            Err((error, access)) => describe(&error, access),
+        },
     }
 }
 
@@ -270,7 +284,9 @@ async fn check_mailbox(
 /// The result column: the typed error and what to do about it.
 fn describe(error: &GraphError, access: Access) -> String {
     if let GraphError::Auth(AuthError::NotConnected { subject }) = error {
-        return format!("not connected: {subject} has not signed in yet");
+        return format!(
+            "not connected: {subject} has no usable sign-in (never connected, or must sign in again)"
+        );
     }
     match error.diagnosis(access) {
         Some(diagnosis) => format!("{error} — {diagnosis}"),
