@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use halosync::clock::ShiftedClock;
-use halosync::graph::GraphError;
+use halosync::graph::auth::{AuthError, MemoryRefreshTokens};
 use halosync::graph::model::Event;
+use halosync::graph::{GraphClient, GraphError};
 use halosync::http::Upstream;
 use serde_json::json;
 
@@ -268,4 +269,35 @@ async fn no_secret_or_token_reaches_the_logs_or_the_request_log() {
             assert!(!haystack.contains(token.as_str()), "an access token leaked");
         }
     }
+}
+
+#[tokio::test]
+async fn a_per_agent_client_signs_in_as_its_agent_and_logs_requests_with_it() {
+    let h = Harness::start().await;
+    let connection = h.connection("per_agent", h.sim.simulator.graph_url().as_str());
+    let tokens = Arc::new(MemoryRefreshTokens::new());
+    let scope = halosync::graph::auth::scopes(connection.kind, connection.cloud);
+    tokens.insert("agent:7", h.sign_in(OK, &scope).await);
+    let upstreams = h.upstreams(h.clock());
+
+    let leah = GraphClient::for_agent(&connection, 7, tokens.clone(), &upstreams).unwrap();
+    leah.calendar_view(OK, window(&h))
+        .await
+        .expect("own calendar");
+    let graph: Vec<_> = h
+        .log
+        .records()
+        .into_iter()
+        .filter(|r| r.upstream == Upstream::Graph)
+        .collect();
+    assert_eq!(graph.len(), 1);
+    assert_eq!(graph[0].agent_id, Some(7));
+    assert_eq!(graph[0].mailbox.as_deref(), Some(OK));
+
+    let stranger = GraphClient::for_agent(&connection, 8, tokens, &upstreams).unwrap();
+    let error = stranger.user(ADMIN).await.expect_err("never signed in");
+    assert!(
+        matches!(error, GraphError::Auth(AuthError::NotConnected { ref subject }) if subject == "agent:8"),
+        "{error}"
+    );
 }

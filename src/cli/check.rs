@@ -242,29 +242,37 @@ fn connection_client(
     tokens: Option<&StoredTokens>,
     agent_id: Option<i64>,
 ) -> Result<GraphClient, GraphError> {
-    let flow = match (connection.kind, tokens) {
-        (ConnectionKind::Application, _) => Flow::Application,
+    let stored = match (connection.kind, tokens) {
+        (ConnectionKind::Application, _) => {
+            return GraphClient::new(connection, Flow::Application, upstreams);
+        }
         (_, None) => {
             return Err(GraphError::Auth(AuthError::Configuration {
                 connection: connection.name.clone(),
                 message: "store.token_key is required for stored sign-ins".into(),
             }));
         }
-        (kind, Some(stored)) => {
-            let subject = match (kind, agent_id) {
-                (ConnectionKind::PerAgent, Some(id)) => format!("agent:{id}"),
-                _ => format!("connection:{}", connection.name),
-            };
-            let tokens: Arc<dyn RefreshTokens> = Arc::new(StoredRefreshTokens::new(
-                stored.store.clone(),
-                TokenCipher::new(&stored.key),
-                &connection.name,
-                stored.clock.clone(),
-            ));
-            Flow::RefreshToken { subject, tokens }
-        }
+        (_, Some(stored)) => stored,
     };
-    GraphClient::new(connection, flow, upstreams)
+    let tokens: Arc<dyn RefreshTokens> = Arc::new(StoredRefreshTokens::new(
+        stored.store.clone(),
+        TokenCipher::new(&stored.key),
+        &connection.name,
+        stored.clock.clone(),
+    ));
+    match (connection.kind, agent_id) {
+        (ConnectionKind::PerAgent, Some(agent_id)) => {
+            GraphClient::for_agent(connection, agent_id, tokens, upstreams)
+        }
+        _ => {
+            let subject = GraphClient::sign_in_subject(connection, None);
+            GraphClient::new(
+                connection,
+                Flow::RefreshToken { subject, tokens },
+                upstreams,
+            )
+        }
+    }
 }
 
 async fn check_mailbox(

@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::auth::{Flow, TokenProvider};
+use super::auth::{Flow, RefreshTokens, TokenProvider};
 use super::error::{Access, GraphError};
 use crate::clock::SharedClock;
 use crate::config::{ConnectionConfig, ConnectionKind};
@@ -133,6 +133,8 @@ struct Inner {
     immutable_ids: bool,
     access: Access,
     connection: String,
+    /// The Halo agent a per-agent client signs in as, for the request log.
+    agent_id: Option<i64>,
     retry: RetryPolicy,
 }
 
@@ -203,6 +205,39 @@ impl GraphClient {
         flow: Flow,
         upstreams: &GraphUpstreams,
     ) -> Result<Self, GraphError> {
+        Self::build(connection, flow, None, upstreams)
+    }
+
+    /// The subject a connection's stored sign-in is kept under: the
+    /// connection's own (delegated) or the agent's (per-agent).
+    pub fn sign_in_subject(connection: &ConnectionConfig, agent_id: Option<i64>) -> String {
+        match (connection.kind, agent_id) {
+            (ConnectionKind::PerAgent, Some(id)) => format!("agent:{id}"),
+            _ => format!("connection:{}", connection.name),
+        }
+    }
+
+    /// A client for one agent of a per-agent connection, signed in with the
+    /// agent's stored refresh token; its requests are logged with the agent.
+    pub fn for_agent(
+        connection: &ConnectionConfig,
+        agent_id: i64,
+        tokens: Arc<dyn RefreshTokens>,
+        upstreams: &GraphUpstreams,
+    ) -> Result<Self, GraphError> {
+        let flow = Flow::RefreshToken {
+            subject: Self::sign_in_subject(connection, Some(agent_id)),
+            tokens,
+        };
+        Self::build(connection, flow, Some(agent_id), upstreams)
+    }
+
+    fn build(
+        connection: &ConnectionConfig,
+        flow: Flow,
+        agent_id: Option<i64>,
+        upstreams: &GraphUpstreams,
+    ) -> Result<Self, GraphError> {
         let tokens = TokenProvider::new(
             upstreams.identity.clone(),
             connection,
@@ -229,6 +264,7 @@ impl GraphClient {
                     ConnectionKind::Application | ConnectionKind::PerAgent => Access::Direct,
                 },
                 connection: connection.name.clone(),
+                agent_id,
                 retry: upstreams.retry,
             }),
         })
@@ -310,7 +346,7 @@ impl GraphClient {
         let context = RequestContext {
             idempotency: call.idempotency(),
             mailbox: call.mailbox.map(str::to_owned),
-            agent_id: None,
+            agent_id: self.inner.agent_id,
         };
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut refreshed = false;
