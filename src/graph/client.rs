@@ -156,8 +156,11 @@ pub(crate) struct Call<'a> {
     pub mailbox: Option<&'a str>,
     pub body: Option<serde_json::Value>,
     pub if_match: Option<&'a str>,
-    /// A POST the server deduplicates (event create with `transactionId`)
-    /// or that changes nothing (`$batch` of reads, `translateExchangeIds`).
+    /// The caller knows a replay is harmless: a POST the server
+    /// deduplicates (event create with `transactionId`) or that changes
+    /// nothing (`$batch` of reads, `translateExchangeIds`), or a write that
+    /// ends the same however often it is applied (a subscription's absolute
+    /// expiry, its deletion). Event PATCH/DELETE rely on `If-Match` instead.
     pub replay_safe: bool,
     pub max_page_size: Option<u32>,
 }
@@ -181,15 +184,12 @@ impl<'a> Call<'a> {
     }
 
     /// Whether replaying this request after an answer was lost is harmless:
-    /// reads always; a POST only when the caller says so; a PATCH or DELETE
-    /// only when `If-Match` makes a second application fail instead of
-    /// repeating.
+    /// reads always; a write when the caller says so, or when `If-Match`
+    /// makes a second application fail instead of repeating.
     fn idempotency(&self) -> Idempotency {
-        let safe = match self.method {
-            Method::GET | Method::HEAD => true,
-            Method::PATCH | Method::DELETE | Method::PUT => self.if_match.is_some(),
-            _ => self.replay_safe,
-        };
+        let safe = matches!(self.method, Method::GET | Method::HEAD)
+            || self.replay_safe
+            || self.if_match.is_some();
         if safe {
             Idempotency::Idempotent
         } else {
@@ -426,5 +426,54 @@ pub(crate) fn decode(mailbox: &str, request: &str, detail: impl std::fmt::Displa
         mailbox: mailbox.to_string(),
         request: request.to_string(),
         detail: detail.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(method: Method) -> Call<'static> {
+        Call::new(method, Url::parse("https://g/v1.0/x").expect("url"), None)
+    }
+
+    #[test]
+    fn only_reads_and_safe_writes_are_replayable() {
+        use Idempotency::*;
+        assert_eq!(call(Method::GET).idempotency(), Idempotent);
+        for method in [Method::POST, Method::PATCH, Method::DELETE] {
+            assert_eq!(
+                call(method.clone()).idempotency(),
+                NotIdempotent,
+                "{method}"
+            );
+        }
+        let mut create = call(Method::POST);
+        create.replay_safe = true;
+        assert_eq!(
+            create.idempotency(),
+            Idempotent,
+            "create with transactionId"
+        );
+        for method in [Method::PATCH, Method::DELETE] {
+            let mut guarded = call(method.clone());
+            guarded.if_match = Some("W/\"etag\"");
+            assert_eq!(guarded.idempotency(), Idempotent, "{method} with If-Match");
+        }
+    }
+
+    #[test]
+    fn the_log_gets_graph_and_oauth_error_codes() {
+        let graph = br#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}"#;
+        assert_eq!(
+            graph_error_text(StatusCode::FORBIDDEN, graph).as_deref(),
+            Some("ErrorAccessDenied: Access is denied.")
+        );
+        let oauth = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret.\r\nTrace ID: 1"}"#;
+        assert_eq!(
+            identity_error_text(StatusCode::UNAUTHORIZED, oauth).as_deref(),
+            Some("invalid_client: AADSTS7000215: Invalid client secret.")
+        );
+        assert_eq!(graph_error_text(StatusCode::BAD_GATEWAY, b"<html>"), None);
     }
 }
