@@ -36,9 +36,9 @@ async fn an_expired_token_is_refreshed_before_the_call_and_a_401_gets_one_new_to
         .count();
     assert_eq!(token_calls, 2, "one token, then one refresh");
 
-    // This client's clock lags the simulator's by two hours, so it trusts a
-    // token Graph finds expired: Graph answers 401, the client gets a new
-    // token once and the call succeeds.
+    // This client keeps the wall clock while the simulator's moves on two
+    // hours, so it trusts a token Graph finds expired: Graph answers 401,
+    // the client gets a new token once and the call succeeds.
     let lagging = h.app_client_at(
         h.sim.simulator.graph_url().as_str(),
         Arc::new(ShiftedClock::new()),
