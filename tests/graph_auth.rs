@@ -14,6 +14,7 @@ use halosync::config::{self, ConnectionConfig, Environment};
 use halosync::graph::auth::{
     AuthError, Flow, MemoryRefreshTokens, RefreshTokens, StoredRefreshTokens, TokenProvider,
 };
+use halosync::http::{MemoryRequestLog, Upstream, UpstreamClient, UpstreamSettings};
 use halosync::sim::server::RunningSimulator;
 use halosync::store::{Store, TokenState};
 use halosync::token_cipher::TokenCipher;
@@ -26,6 +27,9 @@ const SECRET: &str = "app-secret-5d1c";
 struct Env {
     sim: RunningSimulator,
     http: reqwest::Client,
+    /// What token providers send through: the `identity` upstream client.
+    identity: UpstreamClient,
+    log: Arc<MemoryRequestLog>,
 }
 
 impl Env {
@@ -36,7 +40,19 @@ impl Env {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        let env = Self { sim, http };
+        let log = Arc::new(MemoryRequestLog::new());
+        let identity = UpstreamClient::new(
+            UpstreamSettings::new(Upstream::Identity),
+            log.clone(),
+            sim.simulator.clock(),
+        )
+        .expect("identity client");
+        let env = Self {
+            sim,
+            http,
+            identity,
+            log,
+        };
         let status = env
             .http
             .post(format!("{}_sim/seed", env.sim.simulator.base_url()))
@@ -79,7 +95,7 @@ impl Env {
     }
 
     fn provider(&self, connection: &ConnectionConfig, flow: Flow) -> TokenProvider {
-        TokenProvider::new(self.http.clone(), connection, flow, self.clock()).expect("provider")
+        TokenProvider::new(self.identity.clone(), connection, flow, self.clock()).expect("provider")
     }
 
     async fn state(&self) -> Value {
@@ -302,6 +318,20 @@ async fn configuration_mistakes_say_what_to_fix_and_never_echo_the_secret() {
     assert!(
         error.to_string().contains("another Microsoft cloud"),
         "{error}"
+    );
+
+    let records = env.log.records();
+    assert!(
+        records.len() >= 2
+            && records
+                .iter()
+                .all(|r| r.upstream == Upstream::Identity && r.path.ends_with("/oauth2/v2.0/token")),
+        "token calls are in the request log: {records:?}"
+    );
+    let logged = format!("{records:?}");
+    assert!(
+        !logged.contains(wrong) && !logged.contains(SECRET),
+        "{logged}"
     );
 }
 

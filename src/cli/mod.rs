@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{self, Environment, LogFormat};
 use crate::logging;
 
+mod check;
 mod db;
 mod sim;
 
@@ -74,6 +75,10 @@ pub enum Command {
     /// Check the config file and load its secrets; print a summary, or every
     /// problem with its line (exit 2).
     CheckConfig,
+    /// Check connectivity: tokens for Halo and each Exchange connection, and
+    /// a user lookup and one day's calendar read for every agent served;
+    /// prints agent | mailbox | connection | result (exit 1 if any fails).
+    Check(check::CheckArgs),
     /// Look after the SQLite database named by store.path in the config.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -94,19 +99,14 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             check_config(&cli, &env)
         }
-        Command::Db(ref command) => {
-            let loaded = match config::load(&cli.config, &env) {
-                Ok(loaded) => loaded,
-                Err(error) => {
-                    eprintln!("{error}");
-                    return ExitCode::from(exit::CONFIG);
-                }
-            };
-            if let Err(code) = init_logging(&cli, &env, Some(&loaded.config.log)) {
-                return code;
-            }
-            db::run(command, &loaded.config)
-        }
+        Command::Check(_) => match load_with_logging(&cli, &env) {
+            Ok(config) => check::run(&config),
+            Err(code) => code,
+        },
+        Command::Db(ref command) => match load_with_logging(&cli, &env) {
+            Ok(config) => db::run(command, &config),
+            Err(code) => code,
+        },
         Command::Sim(ref args) => {
             if let Err(code) = init_logging(&cli, &env, None) {
                 return code;
@@ -114,6 +114,17 @@ pub fn run(cli: Cli) -> ExitCode {
             sim::run(args)
         }
     }
+}
+
+/// Loads the config (exit 2 when it is wrong) and starts logging with its
+/// settings.
+fn load_with_logging(cli: &Cli, env: &Environment) -> Result<config::Config, ExitCode> {
+    let loaded = config::load(&cli.config, env).map_err(|error| {
+        eprintln!("{error}");
+        ExitCode::from(exit::CONFIG)
+    })?;
+    init_logging(cli, env, Some(&loaded.config.log))?;
+    Ok(loaded.config)
 }
 
 fn init_logging(

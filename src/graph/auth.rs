@@ -22,6 +22,7 @@ use url::Url;
 use crate::clock::SharedClock;
 use crate::cloud::Cloud;
 use crate::config::{ConnectionConfig, ConnectionKind};
+use crate::http::{RequestContext, UpstreamClient};
 use crate::store::{Store, TokenState};
 use crate::token_cipher::TokenCipher;
 
@@ -212,7 +213,9 @@ struct AccessToken {
 /// Gets and caches Graph access tokens for one connection (or one agent of
 /// a per-agent connection). Deliberately not `Debug`.
 pub struct TokenProvider {
-    http: reqwest::Client,
+    /// The `identity` upstream: token calls are retried per its policy and
+    /// recorded (path only, never the form) in the request log.
+    http: UpstreamClient,
     connection: String,
     token_url: Url,
     client_id: String,
@@ -257,7 +260,7 @@ impl TokenProvider {
     /// A provider for `connection`. Certificate credentials are not accepted
     /// here yet: the caller gets a configuration error naming the fix.
     pub fn new(
-        http: reqwest::Client,
+        http: UpstreamClient,
         connection: &ConnectionConfig,
         flow: Flow,
         clock: SharedClock,
@@ -354,20 +357,27 @@ impl TokenProvider {
             form.push(("grant_type", "client_credentials".to_string()));
         }
         let issued_at = self.clock.now();
-        let response = self
+        let request = self
             .http
+            .http()
             .post(self.token_url.clone())
             .form(&form)
-            .send()
-            .await
+            .build()
             .map_err(|e| self.transient(format!("token request failed: {}", without_url(&e))))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| {
-            self.transient(format!(
-                "reading the token response failed: {}",
-                without_url(&e)
-            ))
-        })?;
+        // A client-credentials grant can be replayed freely. A refresh grant
+        // whose answer was lost may have rotated the refresh token we would
+        // replay, so it is retried only when it surely was not processed
+        // (429, no connection).
+        let context = match self.flow {
+            Flow::Application => RequestContext::idempotent(),
+            Flow::RefreshToken { .. } => RequestContext::not_idempotent(),
+        };
+        let reply = self
+            .http
+            .send(request, &context)
+            .await
+            .map_err(|e| self.transient(format!("token request failed: {e}")))?;
+        let (status, body) = (reply.status, reply.body);
         if !status.is_success() {
             return Err(self.refusal(status, &body));
         }

@@ -8,9 +8,25 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::auth::AuthError;
+use crate::http::HttpError;
+
 /// Why a Graph request failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GraphError {
+    /// No access token: the sign-in or the app registration needs attention.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// No answer from Graph at all (after the retries the policy allows).
+    #[error("{0}")]
+    Transport(String),
+    /// Graph answered, but not with what halosync expected.
+    #[error("{mailbox}: unexpected answer from Graph to {request}: {detail}")]
+    Decode {
+        mailbox: String,
+        request: String,
+        detail: String,
+    },
     /// The item is gone (deleted, or moved without immutable ids) — or, for
     /// a delegate, the mailbox is not shared with it.
     #[error(
@@ -89,6 +105,12 @@ pub enum GraphError {
         message: String,
         request_id: Option<String>,
     },
+}
+
+impl From<HttpError> for GraphError {
+    fn from(error: HttpError) -> Self {
+        Self::Transport(error.to_string())
+    }
 }
 
 fn request_id_suffix(request_id: &Option<String>) -> String {
@@ -224,8 +246,9 @@ impl GraphError {
 
     /// Worth retrying later without any change (throttling, outages).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Throttled { .. })
+        matches!(self, Self::Throttled { .. } | Self::Transport(_))
             || matches!(self, Self::Other { status, .. } if *status >= 500)
+            || matches!(self, Self::Auth(AuthError::Transient { .. }))
     }
 
     /// What an administrator should do, for `status` and `check

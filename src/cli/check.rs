@@ -1,0 +1,329 @@
+//! `halosync check --connectivity`: the guide's "test which calendars the
+//! connected account has access to". Gets a Halo token and lists the agents,
+//! gets a token for each Exchange connection, then for every agent a
+//! connection serves reads `GET /users/{mailbox}` and one day of its
+//! calendar, and prints `agent | mailbox | connection | result`.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use chrono::Duration;
+use futures_util::StreamExt;
+
+use super::exit;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, ConnectionConfig, ConnectionKind};
+use crate::graph::auth::{AuthError, Flow, RefreshTokens, StoredRefreshTokens};
+use crate::graph::{Access, GraphClient, GraphClientOptions, GraphError, GraphUpstreams, Window};
+use crate::halo::{Agent, HaloClient};
+use crate::http::MemoryRequestLog;
+use crate::store::Store;
+use crate::token_cipher::TokenCipher;
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Get tokens for Halo and each Exchange connection and read every
+    /// served agent's mailbox and calendar (exit 1 if any fails).
+    #[arg(long, required = true)]
+    pub connectivity: bool,
+}
+
+/// Mailboxes checked at once (each connection's mailboxes are also limited
+/// by the Graph client itself).
+const PARALLEL_CHECKS: usize = 8;
+
+pub fn run(config: &Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("halosync: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    runtime.block_on(connectivity(config))
+}
+
+/// One line of the report.
+struct Row {
+    agent: String,
+    mailbox: String,
+    connection: String,
+    result: String,
+    ok: bool,
+}
+
+async fn connectivity(config: &Config) -> ExitCode {
+    let clock: SharedClock = Arc::new(SystemClock);
+    // Nothing is written to the database's request log by a check.
+    let log = Arc::new(MemoryRequestLog::new());
+    let halo = match HaloClient::new(&config.halo, log.clone(), clock.clone()) {
+        Ok(halo) => halo,
+        Err(e) => return failed(&format!("Halo: {e}")),
+    };
+    let agents = match halo.agents().await {
+        Ok(agents) => agents,
+        Err(e) => return failed(&format!("Halo: {e}")),
+    };
+    println!("Halo: OK ({} agents)", agents.len());
+    let upstreams = match GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default()) {
+        Ok(upstreams) => upstreams,
+        Err(e) => return failed(&e.to_string()),
+    };
+    let tokens = match refresh_tokens(config, &clock) {
+        Ok(tokens) => tokens,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let (mut all_ok, shared_clients) = check_connections(config, &upstreams, tokens.as_ref()).await;
+    let now = clock.now();
+    let window = Window::new(now, now + Duration::days(1));
+    let checks = agents
+        .iter()
+        .filter(|agent| served(config, agent))
+        .map(|agent| {
+            // Config validation guarantees at most one connection claims an agent.
+            let found = config
+                .connections
+                .iter()
+                .zip(&shared_clients)
+                .find(|(connection, _)| {
+                    agent
+                        .mailbox()
+                        .is_some_and(|mailbox| connection.agents.serves(&mailbox))
+                });
+            check_agent(agent, found, &upstreams, tokens.as_ref(), window)
+        });
+    let rows: Vec<Row> = futures_util::stream::iter(checks)
+        .buffered(PARALLEL_CHECKS)
+        .collect()
+        .await;
+    all_ok &= rows.iter().all(|row| row.ok);
+    print_table(&rows);
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::FAILURE)
+    }
+}
+
+/// Gets a token for each application and delegated connection and prints
+/// the outcome; returns whether all worked, and each connection's client
+/// (`None` for per-agent connections, which have one per agent, and for
+/// connections whose client could not be built).
+async fn check_connections(
+    config: &Config,
+    upstreams: &GraphUpstreams,
+    tokens: Option<&StoredTokens>,
+) -> (bool, Vec<Option<GraphClient>>) {
+    let mut all_ok = true;
+    let mut clients = Vec::with_capacity(config.connections.len());
+    for connection in &config.connections {
+        if connection.kind == ConnectionKind::PerAgent {
+            println!(
+                "Exchange connection `{}`: a sign-in per agent",
+                connection.name
+            );
+            clients.push(None);
+            continue;
+        }
+        let client = connection_client(connection, upstreams, tokens, None);
+        let outcome = match &client {
+            Ok(client) => client.check_token().await.map(|()| "token OK".to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        let line = outcome.unwrap_or_else(|e| {
+            all_ok = false;
+            format!("no token: {e}")
+        });
+        println!("Exchange connection `{}`: {line}", connection.name);
+        clients.push(client.ok());
+    }
+    (all_ok, clients)
+}
+
+/// The user lookup and calendar read for one agent, as a table row.
+async fn check_agent(
+    agent: &Agent,
+    found: Option<(&ConnectionConfig, &Option<GraphClient>)>,
+    upstreams: &GraphUpstreams,
+    tokens: Option<&StoredTokens>,
+    window: Window,
+) -> Row {
+    let mailbox = agent.mailbox().unwrap_or_default();
+    let Some((connection, shared)) = found else {
+        return Row {
+            agent: agent_name(agent),
+            mailbox,
+            connection: "-".into(),
+            result: "no connection serves this agent".into(),
+            ok: false,
+        };
+    };
+    let client = match shared {
+        Some(client) => Ok(client.clone()),
+        None => connection_client(connection, upstreams, tokens, Some(agent.id)),
+    };
+    let result = match client {
+        Ok(client) => check_mailbox(&client, &mailbox, window).await,
+        Err(error) => Err((error, Access::Direct)),
+    };
+    Row {
+        agent: agent_name(agent),
+        mailbox,
+        connection: connection.name.clone(),
+        ok: result.is_ok(),
+        result: match result {
+            Ok(()) => "OK".into(),
+            Err((error, access)) => describe(&error, access),
+        },
+    }
+}
+
+fn failed(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(exit::FAILURE)
+}
+
+/// Whether `[sync]` includes the agent.
+fn served(config: &Config, agent: &Agent) -> bool {
+    let Some(mailbox) = agent.mailbox() else {
+        return false;
+    };
+    let include = &config.sync.include_agents;
+    (include.is_empty() || include.contains(&mailbox))
+        && !config.sync.exclude_agents.contains(&mailbox)
+}
+
+fn agent_name(agent: &Agent) -> String {
+    match &agent.name {
+        Some(name) if !name.trim().is_empty() => format!("{} (#{})", name.trim(), agent.id),
+        _ => format!("#{}", agent.id),
+    }
+}
+
+/// The stored sign-ins, when any connection needs them.
+fn refresh_tokens(config: &Config, clock: &SharedClock) -> Result<Option<StoredTokens>, String> {
+    if config
+        .connections
+        .iter()
+        .all(|c| c.kind == ConnectionKind::Application)
+    {
+        return Ok(None);
+    }
+    let key = config.store.token_key.as_ref().ok_or_else(|| {
+        "store.token_key is required to read the stored sign-ins of delegated and per-agent connections"
+            .to_string()
+    })?;
+    let store = Store::open(&config.store.path)
+        .map_err(|e| format!("{}: {e}", config.store.path.display()))?;
+    Ok(Some(StoredTokens {
+        store: Arc::new(Mutex::new(store)),
+        key: key.clone(),
+        clock: clock.clone(),
+    }))
+}
+
+struct StoredTokens {
+    store: Arc<Mutex<Store>>,
+    /// A cipher per client: `TokenCipher` is deliberately not `Clone`.
+    key: secrecy::SecretString,
+    clock: SharedClock,
+}
+
+/// The client for `connection`, or for `agent_id` of a per-agent one.
+fn connection_client(
+    connection: &ConnectionConfig,
+    upstreams: &GraphUpstreams,
+    tokens: Option<&StoredTokens>,
+    agent_id: Option<i64>,
+) -> Result<GraphClient, GraphError> {
+    let stored = match (connection.kind, tokens) {
+        (ConnectionKind::Application, _) => {
+            return GraphClient::new(connection, Flow::Application, upstreams);
+        }
+        (_, None) => {
+            return Err(GraphError::Auth(AuthError::Configuration {
+                connection: connection.name.clone(),
+                message: "store.token_key is required for stored sign-ins".into(),
+            }));
+        }
+        (_, Some(stored)) => stored,
+    };
+    let tokens: Arc<dyn RefreshTokens> = Arc::new(StoredRefreshTokens::new(
+        stored.store.clone(),
+        TokenCipher::new(&stored.key),
+        &connection.name,
+        stored.clock.clone(),
+    ));
+    match (connection.kind, agent_id) {
+        (ConnectionKind::PerAgent, Some(agent_id)) => {
+            GraphClient::for_agent(connection, agent_id, tokens, upstreams)
+        }
+        _ => {
+            let subject = GraphClient::sign_in_subject(connection, None);
+            GraphClient::new(
+                connection,
+                Flow::RefreshToken { subject, tokens },
+                upstreams,
+            )
+        }
+    }
+}
+
+async fn check_mailbox(
+    client: &GraphClient,
+    mailbox: &str,
+    window: Window,
+) -> Result<(), (GraphError, Access)> {
+    let access = client.access();
+    client.user(mailbox).await.map_err(|e| (e, access))?;
+    client
+        .calendar_view(mailbox, window)
+        .await
+        .map_err(|e| (e, access))?;
+    Ok(())
+}
+
+/// The result column: the typed error and what to do about it.
+fn describe(error: &GraphError, access: Access) -> String {
+    if let GraphError::Auth(AuthError::NotConnected { subject }) = error {
+        return format!(
+            "not connected: {subject} has no usable sign-in (never connected, or must sign in again)"
+        );
+    }
+    match error.diagnosis(access) {
+        Some(diagnosis) => format!("{error} — {diagnosis}"),
+        None => error.to_string(),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let header = Row {
+        agent: "agent".into(),
+        mailbox: "mailbox".into(),
+        connection: "connection".into(),
+        result: "result".into(),
+        ok: true,
+    };
+    let width = |get: fn(&Row) -> &str| {
+        rows.iter()
+            .chain([&header])
+            .map(|row| get(row).chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let agent = width(|r| &r.agent);
+    let mailbox = width(|r| &r.mailbox);
+    let connection = width(|r| &r.connection);
+    for row in [&header].into_iter().chain(rows) {
+        println!(
+            "{:agent$} | {:mailbox$} | {:connection$} | {}",
+            row.agent, row.mailbox, row.connection, row.result
+        );
+    }
+}
