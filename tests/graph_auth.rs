@@ -70,17 +70,34 @@ impl Env {
     }
 
     fn connection(&self, kind: &str, cloud: &str, secret: &str) -> ConnectionConfig {
+        self.connection_with(
+            kind,
+            cloud,
+            &format!("client_secret = \"{secret}\""),
+            Path::new("/nonexistent"),
+        )
+    }
+
+    /// A connection whose credential is written as `credential` (TOML), with
+    /// relative paths starting at `dir`.
+    fn connection_with(
+        &self,
+        kind: &str,
+        cloud: &str,
+        credential: &str,
+        dir: &Path,
+    ) -> ConnectionConfig {
         let text = format!(
             "[halo]\nbase_url = \"http://127.0.0.1:1/halo\"\nclient_id = \"h\"\nclient_secret = \"h\"\n\n\
              [[exchange.connection]]\nname = \"main\"\ntype = \"{kind}\"\ncloud = \"{cloud}\"\n\
              login_url = \"{}\"\ngraph_url = \"{}\"\ntenant_id = \"contoso\"\nclient_id = \"app\"\n\
-             client_secret = \"{secret}\"\n\n[store]\npath = \"x.db\"\ntoken_key = \"{}\"\n",
+             {credential}\n\n[store]\npath = \"x.db\"\ntoken_key = \"{}\"\n",
             self.sim.simulator.login_url(),
             self.sim.simulator.graph_url(),
             "k".repeat(40),
         );
         let loaded = config::load_str(
-            Path::new("/nonexistent/halosync.toml"),
+            &dir.join("halosync.toml"),
             &text,
             None,
             &Environment::fixed(Vec::<(String, String)>::new()),
@@ -451,4 +468,75 @@ fn stored_state(tokens: &StoredRefreshTokens, subject: &str) -> Option<String> {
         .load(subject)
         .expect("load")
         .map(|t| t.expose_secret().to_string())
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .expect("fixture")
+}
+
+#[tokio::test]
+async fn a_certificate_credential_signs_an_assertion_the_platform_accepts() {
+    let env = Env::start(json!({
+        "apps": [{"tenant": "contoso", "client_id": "app", "client_secret": SECRET,
+                  "certificate": fixture("client-cert-test.pem")}],
+    }))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, key, cert) in [
+        (
+            "registered.pem",
+            "client-cert-test-key.pem",
+            "client-cert-test.pem",
+        ),
+        (
+            "unknown.pem",
+            "other-cert-test-key.pem",
+            "other-cert-test.pem",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, fixture(key) + &fixture(cert)).expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+    }
+    let registered = env.connection_with(
+        "application",
+        "global",
+        "client_certificate_file = \"registered.pem\"",
+        dir.path(),
+    );
+    let token = env
+        .provider(&registered, Flow::Application)
+        .token()
+        .await
+        .expect("the registered certificate gets a token");
+    assert!(
+        claims(&token)["roles"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    );
+    let sent = env.log.records();
+    assert!(
+        sent.iter().all(|r| !r.path.contains("client_assertion")),
+        "the assertion travels in the body, never the logged path"
+    );
+
+    let unknown = env.connection_with(
+        "application",
+        "global",
+        "client_certificate_file = \"unknown.pem\"",
+        dir.path(),
+    );
+    let error = env
+        .provider(&unknown, Flow::Application)
+        .token()
+        .await
+        .expect_err("a certificate the app does not know is refused");
+    assert!(matches!(error, AuthError::Configuration { .. }), "{error}");
+    assert!(error.to_string().contains("upload"), "{error}");
 }

@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use super::assertion::{ASSERTION_TYPE, ClientCertificate};
 use crate::clock::SharedClock;
 use crate::cloud::Cloud;
 use crate::config::{ConnectionConfig, ConnectionKind};
@@ -219,12 +220,18 @@ pub struct TokenProvider {
     connection: String,
     token_url: Url,
     client_id: String,
-    client_secret: SecretString,
+    credential: Credential,
     scope: String,
     flow: Flow,
     clock: SharedClock,
     cached: Mutex<Option<AccessToken>>,
     refreshing: tokio::sync::Mutex<()>,
+}
+
+/// How the app proves who it is on each token request.
+enum Credential {
+    Secret(SecretString),
+    Certificate(ClientCertificate),
 }
 
 /// The scopes each connection type asks for, in `cloud`'s own Graph root.
@@ -257,23 +264,23 @@ struct OAuthErrorBody {
 }
 
 impl TokenProvider {
-    /// A provider for `connection`. Certificate credentials are not accepted
-    /// here yet: the caller gets a configuration error naming the fix.
+    /// A provider for `connection`, proving the app's identity with its
+    /// client secret or its certificate.
     pub fn new(
         http: UpstreamClient,
         connection: &ConnectionConfig,
         flow: Flow,
         clock: SharedClock,
     ) -> Result<Self, AuthError> {
-        let client_secret = match &connection.credential {
-            crate::config::ClientCredential::Secret(secret) => secret.clone(),
-            crate::config::ClientCredential::Certificate(_) => {
-                return Err(AuthError::Configuration {
-                    connection: connection.name.clone(),
-                    message: "client certificates are not supported by this version of halosync; \
-                              use client_secret_credential / client_secret_file"
-                        .to_string(),
-                });
+        let credential = match &connection.credential {
+            crate::config::ClientCredential::Secret(secret) => Credential::Secret(secret.clone()),
+            crate::config::ClientCredential::Certificate(pem) => {
+                Credential::Certificate(ClientCertificate::from_pem(pem).map_err(|why| {
+                    AuthError::Configuration {
+                        connection: connection.name.clone(),
+                        message: format!("client certificate: {why}"),
+                    }
+                })?)
             }
         };
         let token_url = connection
@@ -291,7 +298,7 @@ impl TokenProvider {
             connection: connection.name.clone(),
             token_url,
             client_id: connection.client_id.clone(),
-            client_secret,
+            credential,
             scope: scopes(connection.kind, connection.cloud),
             flow,
             clock,
@@ -339,12 +346,23 @@ impl TokenProvider {
     async fn request_token(&self) -> Result<AccessToken, AuthError> {
         let mut form: Vec<(&str, String)> = vec![
             ("client_id", self.client_id.clone()),
-            (
-                "client_secret",
-                self.client_secret.expose_secret().to_string(),
-            ),
             ("scope", self.scope.clone()),
         ];
+        match &self.credential {
+            Credential::Secret(secret) => {
+                form.push(("client_secret", secret.expose_secret().to_string()));
+            }
+            Credential::Certificate(certificate) => {
+                let assertion = certificate
+                    .assertion(&self.client_id, self.token_url.as_str(), self.clock.now())
+                    .map_err(|why| AuthError::Configuration {
+                        connection: self.connection.clone(),
+                        message: format!("client certificate: {why}"),
+                    })?;
+                form.push(("client_assertion_type", ASSERTION_TYPE.to_string()));
+                form.push(("client_assertion", assertion.expose_secret().to_string()));
+            }
+        }
         if let Flow::RefreshToken { subject, tokens } = &self.flow {
             let Some(refresh_token) = tokens.load(subject)? else {
                 return Err(AuthError::NotConnected {
@@ -470,6 +488,10 @@ fn configuration_hint(error: &str, code: Option<u64>) -> &'static str {
         Some(500011) | Some(1002012) => {
             "the requested scope belongs to another Microsoft cloud: check the connection's `cloud` setting"
         }
+        Some(700027) => {
+            "the client certificate was refused: upload this certificate (its public part) to the app registration's Certificates & secrets"
+        }
+        Some(700024) => "the client assertion's time was refused: check this server's clock (NTP)",
         Some(65001) => {
             "admin consent is missing: grant admin consent for the app's API permissions in Azure"
         }

@@ -1,11 +1,13 @@
 //! The Microsoft Graph client.
 //!
 //! - [`auth`]: access tokens for the three connection types and every cloud.
+//! - [`assertion`]: certificate credentials (signed client assertions).
 //! - [`error`]: Graph's errors, typed by what to do about them.
 //! - [`GraphClient`] (built on [`crate::http`]): users, events, calendarView,
 //!   delta, `$batch`, subscriptions and id translation, speaking the wire
 //!   model in [`model`].
 
+pub mod assertion;
 pub mod auth;
 mod batch;
 mod client;

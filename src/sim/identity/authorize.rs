@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::clients::{
-    Client, CodeChallenge, Form, delegated_scopes, identify_client, param, random_token,
+    Client, CodeChallenge, Form, Proof, delegated_scopes, identify_client, param, random_token,
 };
 use super::{IdentitySim, OAuthError, PendingCode};
 
@@ -19,7 +19,7 @@ impl IdentitySim {
         let redirect_uri = param(query, "redirect_uri")?;
         let client = {
             let world = self.world();
-            identify_client(&world, tenant, client_id, None, false)?
+            identify_client(&world, tenant, client_id, Proof::None, false, self.now())?
         };
         let untrusted = || {
             OAuthError::bad_request(

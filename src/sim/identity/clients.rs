@@ -92,12 +92,47 @@ pub(super) fn is_multi_tenant_alias(tenant: &str) -> bool {
 }
 
 /// Finds the client; checks the secret when one is given or `secret_required`.
+/// How a token request proves which app sent it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Proof<'a> {
+    Secret(&'a str),
+    /// A signed client assertion (certificate credential).
+    Assertion(&'a str),
+    None,
+}
+
+impl<'a> Proof<'a> {
+    /// Reads `client_secret` or `client_assertion` (with its type) from a form.
+    pub(super) fn of(form: &'a Form) -> Result<Self, OAuthError> {
+        match (form.get("client_secret"), form.get("client_assertion")) {
+            (Some(secret), None) => Ok(Self::Secret(secret)),
+            (None, Some(assertion)) => {
+                if param(form, "client_assertion_type")? != super::assertion::ASSERTION_TYPE {
+                    return Err(OAuthError::bad_request(
+                        "invalid_request",
+                        50027,
+                        "Invalid client_assertion_type.",
+                    ));
+                }
+                Ok(Self::Assertion(assertion))
+            }
+            (None, None) => Ok(Self::None),
+            (Some(_), Some(_)) => Err(OAuthError::bad_request(
+                "invalid_request",
+                90014,
+                "Only one of client_secret and client_assertion may be sent.",
+            )),
+        }
+    }
+}
+
 pub(super) fn identify_client(
     world: &World,
     tenant: &str,
     client_id: &str,
-    secret: Option<&str>,
+    proof: Proof<'_>,
     secret_required: bool,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Client, OAuthError> {
     if world.apps.is_empty() {
         return Ok(Client {
@@ -126,8 +161,15 @@ pub(super) fn identify_client(
                 ),
             )
         })?;
-    match secret {
-        Some(secret) if secret != app.client_secret.expose_secret() => {
+    match proof {
+        Proof::Assertion(assertion) => super::assertion::verify(
+            assertion,
+            app.certificate.as_deref(),
+            client_id,
+            tenant,
+            now,
+        )?,
+        Proof::Secret(secret) if secret != app.client_secret.expose_secret() => {
             return Err(OAuthError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
@@ -138,7 +180,7 @@ pub(super) fn identify_client(
                 ),
             ));
         }
-        None if secret_required => {
+        Proof::None if secret_required => {
             return Err(OAuthError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",

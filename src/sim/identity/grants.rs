@@ -9,7 +9,7 @@ use chrono::Duration;
 use serde_json::{Value, json};
 
 use super::clients::{
-    Form, app_only_cloud, identify_client, is_multi_tenant_alias, param, random_token,
+    Form, Proof, app_only_cloud, identify_client, is_multi_tenant_alias, param, random_token,
 };
 use super::{DEFAULT_ACCESS_TOKEN_LIFETIME_SECONDS, IdentitySim, OAuthError, RefreshGrant, World};
 use crate::sim::token::Claims;
@@ -43,8 +43,14 @@ impl IdentitySim {
     fn client_credentials(&self, tenant: &str, form: &Form) -> Result<Value, OAuthError> {
         let client_id = param(form, "client_id")?;
         let world = self.world();
-        let secret = form.get("client_secret").map(String::as_str);
-        let client = identify_client(&world, tenant, client_id, secret, true)?;
+        let client = identify_client(
+            &world,
+            tenant,
+            client_id,
+            Proof::of(form)?,
+            true,
+            self.now(),
+        )?;
         let cloud = app_only_cloud(&client, param(form, "scope")?)?;
         let lifetime = self.access_token_lifetime(&world);
         let now = self.now();
@@ -72,11 +78,17 @@ impl IdentitySim {
         let code = param(form, "code")?;
         let redirect_uri = param(form, "redirect_uri")?;
         let verifier = form.get("code_verifier").map(String::as_str);
-        let secret = form.get("client_secret").map(String::as_str);
         let now = self.now();
         let mut world = self.world();
         // A public client proves itself with PKCE instead of a secret.
-        let client = identify_client(&world, tenant, client_id, secret, verifier.is_none())?;
+        let client = identify_client(
+            &world,
+            tenant,
+            client_id,
+            Proof::of(form)?,
+            verifier.is_none(),
+            now,
+        )?;
         let invalid_code = || {
             OAuthError::bad_request(
                 "invalid_grant",
@@ -141,10 +153,9 @@ impl IdentitySim {
     fn refresh(&self, tenant: &str, form: &Form) -> Result<Value, OAuthError> {
         let client_id = param(form, "client_id")?;
         let refresh_token = param(form, "refresh_token")?;
-        let secret = form.get("client_secret").map(String::as_str);
         let now = self.now();
         let mut world = self.world();
-        let client = identify_client(&world, tenant, client_id, secret, false)?;
+        let client = identify_client(&world, tenant, client_id, Proof::of(form)?, false, now)?;
         let interaction = world.interaction_required.clone();
         let grant = world
             .refresh_tokens

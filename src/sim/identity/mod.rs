@@ -9,6 +9,7 @@
 //! Access tokens come from the shared [`TokenAuthority`]; refresh tokens and
 //! authorization codes are opaque strings remembered here.
 
+mod assertion;
 mod authorize;
 mod clients;
 mod grants;
@@ -64,6 +65,10 @@ pub struct AppSeed {
     /// app-only tokens); absent means [`DEFAULT_APP_ROLES`].
     #[serde(default)]
     pub roles: Option<Vec<String>>,
+    /// A certificate (PEM) uploaded to the app: client assertions signed
+    /// with its key are accepted in place of the secret.
+    #[serde(default)]
+    pub certificate: Option<String>,
 }
 
 /// A user who can sign in (the composer passes the Graph mailboxes' UPNs).
