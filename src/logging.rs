@@ -24,8 +24,11 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), LoggingError> {
             filter: filter.to_string(),
             reason: e.to_string(),
         })?;
+    // Colour only for a person at a terminal, never into journald or a file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_span_events(FmtSpan::NONE);
     let result = match format {
