@@ -114,3 +114,22 @@ fn bad_command_lines_exit_2_with_usage_help() {
     assert_eq!(output.status.code(), Some(0));
     assert!(stdout(&output).contains("check-config"));
 }
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let workspace = Workspace::new();
+    let config = workspace.example_config();
+    let output = run(workspace
+        .halosync()
+        .args(["check-config", "--log-level", "debug", "--config"])
+        .arg(&config));
+    let err = stderr(&output);
+    assert!(
+        err.contains("loaded secret"),
+        "debug logs were written: {err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI escapes in piped logs: {err:?}"
+    );
+}
