@@ -129,7 +129,8 @@ async fn a_create_retried_after_a_lost_answer_or_a_dropped_connection_is_not_dup
     for (request, prefer, _) in &requests {
         assert!(
             prefer.contains("IdType=\"ImmutableId\"")
-                && prefer.contains("outlook.timezone=\"UTC\""),
+                && prefer.contains("outlook.timezone=\"UTC\"")
+                && prefer.contains("outlook.body-content-type=\"text\""),
             "{request}: {prefer}"
         );
     }

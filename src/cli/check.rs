@@ -33,17 +33,7 @@ pub struct CheckArgs {
 const PARALLEL_CHECKS: usize = 8;
 
 pub fn run(config: &Config) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("halosync: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    runtime.block_on(connectivity(config))
+    super::block_on(connectivity(config))
 }
 
 /// One line of the report.

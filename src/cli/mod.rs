@@ -165,3 +165,17 @@ fn check_config(cli: &Cli, env: &Environment) -> ExitCode {
         }
     }
 }
+
+/// Runs an async command on a multi-threaded runtime made for it.
+fn block_on(command: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(command),
+        Err(e) => {
+            eprintln!("halosync: cannot start the async runtime: {e}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}

@@ -21,17 +21,7 @@ pub struct SimArgs {
 }
 
 pub fn run(args: &SimArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("halosync: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    runtime.block_on(serve(args))
+    super::block_on(serve(args))
 }
 
 async fn serve(args: &SimArgs) -> ExitCode {

@@ -2,7 +2,8 @@
 //! Microsoft Graph, on the shared HTTP layer.
 //!
 //! Every request carries the bearer token, `Prefer: IdType="ImmutableId"`
-//! (when enabled) and `outlook.timezone="UTC"`, and its own
+//! (when enabled), `outlook.timezone="UTC"` and
+//! `outlook.body-content-type="text"`, and its own
 //! `client-request-id`; a failure is logged with Graph's `request-id`. A 401
 //! gets one new token and one more try. Retries, the per-mailbox limits
 //! (4 in flight, a budget under 10,000 per 10 minutes, a pause while
@@ -327,9 +328,12 @@ impl GraphClient {
         Ok(url)
     }
 
-    /// The `Prefer` header value every request carries.
+    /// The `Prefer` header value every request carries. Bodies come as
+    /// plain text, the form halosync syncs, so an event's content reads the
+    /// same whichever client last wrote it.
     pub(crate) fn preferences(&self, max_page_size: Option<u32>) -> String {
-        let mut prefer = String::from("outlook.timezone=\"UTC\"");
+        let mut prefer =
+            String::from("outlook.timezone=\"UTC\", outlook.body-content-type=\"text\"");
         if self.inner.immutable_ids {
             prefer.insert_str(0, "IdType=\"ImmutableId\", ");
         }

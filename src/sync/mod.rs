@@ -1,9 +1,11 @@
 //! The sync engine: observe both sides, plan (pure), apply.
 //!
 //! - [`plan`]: the planner, a pure function of links, observations and policy.
+//! - [`graph_map`]: Exchange events ↔ the neutral appointment.
 //! - [`halo_map`]: Halo appointments ↔ the neutral appointment.
 //! - [`apply`]: carrying out a plan: the writes, and what each link becomes.
 
 pub mod apply;
+pub mod graph_map;
 pub mod halo_map;
 pub mod plan;
