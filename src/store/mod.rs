@@ -8,6 +8,7 @@
 //! event and mailbox, valid states) impossible to violate.
 
 mod error;
+mod journal;
 mod links;
 mod lock;
 mod migrations;
@@ -21,6 +22,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use error::StoreError;
+pub use journal::{Intent, WriteKind};
 pub use links::AgentRow;
 use lock::OwnerLock;
 pub use oauth_tokens::{StoredToken, TokenState};

@@ -12,6 +12,32 @@ use std::future::Future;
 use super::plan::{Action, GraphId, HaloId, Item, LinkId, Side, Source, Synced, Target};
 use crate::model::Appointment;
 
+/// The Graph `transactionId` for creating, in `mailbox`, the copy of Halo
+/// appointment `halo_id` as it stood at `halo_version`. The same inputs
+/// always give the same id, so a create replayed after a crash or a lost
+/// answer returns the event the first attempt made; a later re-creation
+/// (after an edit) has a new version and so a new id.
+pub fn transaction_id(mailbox: &str, halo_id: HaloId, halo_version: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(
+        format!(
+            "halosync create\n{}\n{halo_id}\n{halo_version}",
+            mailbox.trim().to_ascii_lowercase()
+        )
+        .as_bytes(),
+    );
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    // UUID-shaped, as Graph's examples show transactionIds.
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 /// Why a write did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
@@ -217,5 +243,33 @@ async fn create<C: Calendars + Send>(
             Ok((created.synced(), from.synced()))
         }
         _ => Err("a create must copy from one side to the other".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_ids_are_stable_per_mailbox_item_and_version() {
+        let id = transaction_id("Leah@contoso.com", 41, "2026-11-29T05:00:00");
+        assert_eq!(
+            id,
+            transaction_id("leah@contoso.com ", 41, "2026-11-29T05:00:00")
+        );
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+        assert_ne!(
+            id,
+            transaction_id("leah@contoso.com", 42, "2026-11-29T05:00:00")
+        );
+        assert_ne!(
+            id,
+            transaction_id("leah@contoso.com", 41, "2026-11-29T06:00:00")
+        );
+        assert_ne!(
+            id,
+            transaction_id("amir@contoso.com", 41, "2026-11-29T05:00:00")
+        );
     }
 }
