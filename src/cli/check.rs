@@ -5,20 +5,19 @@
 //! calendar, and prints `agent | mailbox | connection | result`.
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::Duration;
 use futures_util::StreamExt;
 
+use super::connections::{StoredTokens, agent_name, connection_client, refresh_tokens, served};
 use super::exit;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConnectionConfig, ConnectionKind};
-use crate::graph::auth::{AuthError, Flow, RefreshTokens, StoredRefreshTokens};
+use crate::graph::auth::AuthError;
 use crate::graph::{Access, GraphClient, GraphClientOptions, GraphError, GraphUpstreams, Window};
 use crate::halo::{Agent, HaloClient};
 use crate::http::MemoryRequestLog;
-use crate::store::Store;
-use crate::token_cipher::TokenCipher;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -177,92 +176,6 @@ async fn check_agent(
 fn failed(message: &str) -> ExitCode {
     eprintln!("{message}");
     ExitCode::from(exit::FAILURE)
-}
-
-/// Whether `[sync]` includes the agent.
-fn served(config: &Config, agent: &Agent) -> bool {
-    let Some(mailbox) = agent.mailbox() else {
-        return false;
-    };
-    let include = &config.sync.include_agents;
-    (include.is_empty() || include.contains(&mailbox))
-        && !config.sync.exclude_agents.contains(&mailbox)
-}
-
-fn agent_name(agent: &Agent) -> String {
-    match &agent.name {
-        Some(name) if !name.trim().is_empty() => format!("{} (#{})", name.trim(), agent.id),
-        _ => format!("#{}", agent.id),
-    }
-}
-
-/// The stored sign-ins, when any connection needs them.
-fn refresh_tokens(config: &Config, clock: &SharedClock) -> Result<Option<StoredTokens>, String> {
-    if config
-        .connections
-        .iter()
-        .all(|c| c.kind == ConnectionKind::Application)
-    {
-        return Ok(None);
-    }
-    let key = config.store.token_key.as_ref().ok_or_else(|| {
-        "store.token_key is required to read the stored sign-ins of delegated and per-agent connections"
-            .to_string()
-    })?;
-    let store = Store::open(&config.store.path)
-        .map_err(|e| format!("{}: {e}", config.store.path.display()))?;
-    Ok(Some(StoredTokens {
-        store: Arc::new(Mutex::new(store)),
-        key: key.clone(),
-        clock: clock.clone(),
-    }))
-}
-
-struct StoredTokens {
-    store: Arc<Mutex<Store>>,
-    /// A cipher per client: `TokenCipher` is deliberately not `Clone`.
-    key: secrecy::SecretString,
-    clock: SharedClock,
-}
-
-/// The client for `connection`, or for `agent_id` of a per-agent one.
-fn connection_client(
-    connection: &ConnectionConfig,
-    upstreams: &GraphUpstreams,
-    tokens: Option<&StoredTokens>,
-    agent_id: Option<i64>,
-) -> Result<GraphClient, GraphError> {
-    let stored = match (connection.kind, tokens) {
-        (ConnectionKind::Application, _) => {
-            return GraphClient::new(connection, Flow::Application, upstreams);
-        }
-        (_, None) => {
-            return Err(GraphError::Auth(AuthError::Configuration {
-                connection: connection.name.clone(),
-                message: "store.token_key is required for stored sign-ins".into(),
-            }));
-        }
-        (_, Some(stored)) => stored,
-    };
-    let tokens: Arc<dyn RefreshTokens> = Arc::new(StoredRefreshTokens::new(
-        stored.store.clone(),
-        TokenCipher::new(&stored.key),
-        &connection.name,
-        stored.clock.clone(),
-    ));
-    match (connection.kind, agent_id) {
-        (ConnectionKind::PerAgent, Some(agent_id)) => {
-            GraphClient::for_agent(connection, agent_id, tokens, upstreams)
-        }
-        _ => {
-            let subject = GraphClient::sign_in_subject(connection, None);
-            GraphClient::new(
-                connection,
-                Flow::RefreshToken { subject, tokens },
-                upstreams,
-            )
-        }
-    }
 }
 
 async fn check_mailbox(
