@@ -29,7 +29,10 @@ pub(super) fn agent_name(agent: &Agent) -> String {
 }
 
 /// The stored sign-ins, when any connection needs them.
-pub(super) fn refresh_tokens(config: &Config, clock: &SharedClock) -> Result<Option<StoredTokens>, String> {
+pub(super) fn refresh_tokens(
+    config: &Config,
+    clock: &SharedClock,
+) -> Result<Option<StoredTokens>, String> {
     if config
         .connections
         .iter()
@@ -96,4 +99,3 @@ pub(super) fn connection_client(
         }
     }
 }
-

@@ -12,6 +12,7 @@ use crate::logging;
 mod check;
 mod connections;
 mod db;
+mod plan;
 mod sim;
 
 /// Exit codes an administrator (or systemd's `RestartPreventExitStatus=`) can act on.
@@ -80,6 +81,10 @@ pub enum Command {
     /// a user lookup and one day's calendar read for every agent served;
     /// prints agent | mailbox | connection | result (exit 1 if any fails).
     Check(check::CheckArgs),
+    /// Show what a sync would do now, per agent and why, changing nothing:
+    /// reads both systems over the sync window and plans with the
+    /// configured policies.
+    Plan(plan::PlanArgs),
     /// Look after the SQLite database named by store.path in the config.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -102,6 +107,10 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Check(_) => match load_with_logging(&cli, &env) {
             Ok(config) => check::run(&config),
+            Err(code) => code,
+        },
+        Command::Plan(ref args) => match load_with_logging(&cli, &env) {
+            Ok(config) => plan::run(&config, args),
             Err(code) => code,
         },
         Command::Db(ref command) => match load_with_logging(&cli, &env) {

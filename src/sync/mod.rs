@@ -1,5 +1,6 @@
 //! The sync engine: observe both sides, plan (pure), apply.
 //!
+//! - [`observe`]: reading both sides of a mailbox into a snapshot.
 //! - [`plan`]: the planner, a pure function of links, observations and policy.
 //! - [`graph_map`]: Exchange events ↔ the neutral appointment.
 //! - [`halo_map`]: Halo appointments ↔ the neutral appointment.
@@ -8,4 +9,5 @@
 pub mod apply;
 pub mod graph_map;
 pub mod halo_map;
+pub mod observe;
 pub mod plan;

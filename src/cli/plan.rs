@@ -1,0 +1,268 @@
+//! `halosync plan`: what a sync would do right now, per agent, and why —
+//! read-only. It observes both systems over the sync window, plans with the
+//! configured policies, prints every action, and changes nothing in Halo,
+//! in Exchange or in the database.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use super::connections::{StoredTokens, agent_name, connection_client, refresh_tokens, served};
+use super::exit;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::graph::{GraphClientOptions, GraphUpstreams, Window};
+use crate::halo::{Agent, HaloClient};
+use crate::http::MemoryRequestLog;
+use crate::model::Appointment;
+use crate::store::Store;
+use crate::sync::graph_map::GraphMapping;
+use crate::sync::halo_map::{AgentDirectory, HaloMapping};
+use crate::sync::observe::Observer;
+use crate::sync::plan::{Action, Plan, Policy, Reason, Side, plan};
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Only this agent (their e-mail address).
+    #[arg(long, value_name = "EMAIL")]
+    pub agent: Option<String>,
+}
+
+pub fn run(config: &Config, args: &PlanArgs) -> ExitCode {
+    super::block_on(preview(config, args))
+}
+
+async fn preview(config: &Config, args: &PlanArgs) -> ExitCode {
+    let clock: SharedClock = Arc::new(SystemClock);
+    // A preview records nothing: requests go to a log in memory.
+    let log = Arc::new(MemoryRequestLog::new());
+    let halo = match HaloClient::new(&config.halo, log.clone(), clock.clone()) {
+        Ok(halo) => halo,
+        Err(e) => return failed(&format!("Halo: {e}")),
+    };
+    let all_agents = match halo.agents().await {
+        Ok(agents) => agents,
+        Err(e) => return failed(&format!("Halo: {e}")),
+    };
+    let wanted = args.agent.as_deref().map(|a| a.trim().to_ascii_lowercase());
+    let agents: Vec<&Agent> = all_agents
+        .iter()
+        .filter(|agent| served(config, agent))
+        .filter(|agent| wanted.is_none() || agent.mailbox() == wanted)
+        .collect();
+    if let Some(email) = &wanted
+        && agents.is_empty()
+    {
+        eprintln!("halosync: {email} is not an enabled Halo agent served by this config");
+        return ExitCode::from(exit::CONFIG);
+    }
+    let upstreams = match GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default()) {
+        Ok(upstreams) => upstreams,
+        Err(e) => return failed(&e.to_string()),
+    };
+    let tokens = match refresh_tokens(config, &clock) {
+        Ok(tokens) => tokens,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let directory = AgentDirectory::new(
+        all_agents
+            .iter()
+            .filter_map(|a| a.mailbox().map(|m| (a.id, m))),
+    );
+    let now = clock.now();
+    let window = Window::new(
+        now - Duration::days(i64::from(config.sync.window.days_past)),
+        now + Duration::days(i64::from(config.sync.window.days_ahead)),
+    );
+    let policy = Policy {
+        conflict: config.sync.conflict_policy,
+        edit_delete: config.sync.edit_delete_policy,
+        deletes: config.sync.delete_policy,
+        guard: config.sync.delete_guard,
+        allow_mass_deletes: false,
+    };
+    let mut all_ok = true;
+    for agent in agents {
+        all_ok &= preview_agent(
+            config,
+            agent,
+            &halo,
+            &upstreams,
+            tokens.as_ref(),
+            &directory,
+            window,
+            &policy,
+        )
+        .await;
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::FAILURE)
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the run's shared context, passed through
+async fn preview_agent(
+    config: &Config,
+    agent: &Agent,
+    halo: &HaloClient,
+    upstreams: &GraphUpstreams,
+    tokens: Option<&StoredTokens>,
+    directory: &AgentDirectory,
+    window: Window,
+    policy: &Policy,
+) -> bool {
+    let mailbox = agent.mailbox().unwrap_or_default();
+    println!("{} <{mailbox}>", agent_name(agent));
+    let Some(connection) = config
+        .connections
+        .iter()
+        .find(|c| c.agents.serves(&mailbox))
+    else {
+        println!("  skipped: no connection serves this agent");
+        return false;
+    };
+    let graph = match connection_client(connection, upstreams, tokens, Some(agent.id)) {
+        Ok(graph) => graph,
+        Err(e) => {
+            println!("  skipped: {e}");
+            return false;
+        }
+    };
+    let links = match linked(config, &mailbox) {
+        Ok(links) => links,
+        Err(e) => {
+            println!("  skipped: {e}");
+            return false;
+        }
+    };
+    let observer = Observer {
+        halo,
+        graph: &graph,
+        halo_mapping: HaloMapping {
+            sync_location: config.sync.sync_location,
+        },
+        graph_mapping: GraphMapping {
+            sync_location: config.sync.sync_location,
+            import_as_private: config.sync.import_as_private,
+            attendees: config.sync.attendees,
+        },
+        agents: directory,
+    };
+    let observation = match observer.full(agent.id, &mailbox, window, links).await {
+        Ok(observation) => observation,
+        Err(e) => {
+            println!("  skipped: {e}");
+            return false;
+        }
+    };
+    for skipped in &observation.skipped {
+        println!("  not synced: {skipped}");
+    }
+    print_plan(&plan(&observation.snapshot, policy));
+    true
+}
+
+/// The mailbox's links, or none before the database exists.
+fn linked(config: &Config, mailbox: &str) -> Result<Vec<crate::sync::plan::Link>, String> {
+    if !config.store.path.exists() {
+        return Ok(Vec::new());
+    }
+    let store = Store::open_read_only(&config.store.path).map_err(|e| e.to_string())?;
+    store.links(mailbox).map_err(|e| e.to_string())
+}
+
+fn print_plan(plan: &Plan) {
+    let writes: Vec<String> = plan.actions.iter().filter_map(describe).collect();
+    if writes.is_empty() {
+        println!("  nothing to do");
+    }
+    for line in &writes {
+        println!("  {line}");
+    }
+    if plan.conflicts > 0 {
+        println!("  conflicts resolved by policy: {}", plan.conflicts);
+    }
+    if let Some(guard) = plan.guard {
+        println!(
+            "  held back: {} deletions exceed the limit of {} (run with --allow-deletes once a sync command exists, or raise sync.max_deletes_per_run)",
+            guard.would_delete, guard.limit
+        );
+    }
+}
+
+fn side(side: Side) -> &'static str {
+    match side {
+        Side::Halo => "Halo",
+        Side::Exchange => "Exchange",
+    }
+}
+
+fn summary(content: &Appointment) -> String {
+    let subject = if content.subject.is_empty() {
+        "(private)"
+    } else {
+        content.subject.as_str()
+    };
+    format!(
+        "\"{subject}\" {} – {}",
+        content.start.format("%Y-%m-%d %H:%M"),
+        content.end.format("%H:%M UTC")
+    )
+}
+
+fn why(reason: Reason) -> String {
+    match reason {
+        Reason::New => "new".into(),
+        Reason::Changed => "changed".into(),
+        Reason::Conflict { winner } => format!("both changed; {} wins", side(winner)),
+        Reason::Deleted => "deleted on the other side".into(),
+        Reason::EditBeatsDelete => "edited here, deleted there: the edit wins".into(),
+        Reason::DeleteBeatsEdit => "deleted there, edited here: the deletion wins".into(),
+        Reason::Unchanged => "unchanged".into(),
+    }
+}
+
+/// One line per write (recording new versions writes nothing, so is not shown).
+fn describe(action: &Action) -> Option<String> {
+    Some(match action {
+        Action::Create {
+            to, source, reason, ..
+        } => format!(
+            "create in {}: {} ({})",
+            side(*to),
+            summary(source.content()),
+            why(*reason)
+        ),
+        Action::Update {
+            to, source, reason, ..
+        } => format!(
+            "update in {}: {} ({})",
+            side(*to),
+            summary(source.content()),
+            why(*reason)
+        ),
+        Action::Delete { to, reason, .. } => format!("delete in {} ({})", side(*to), why(*reason)),
+        Action::Match {
+            halo, overwrite, ..
+        } => match overwrite {
+            None => format!("link: {} (already on both sides)", summary(&halo.content)),
+            Some(to) => format!(
+                "link and update in {}: {} (already on both sides, details differ)",
+                side(*to),
+                summary(&halo.content)
+            ),
+        },
+        Action::Record { .. } | Action::Forget { .. } => return None,
+    })
+}
+
+fn failed(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(exit::FAILURE)
+}
