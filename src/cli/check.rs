@@ -5,19 +5,16 @@
 //! calendar, and prints `agent | mailbox | connection | result`.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use chrono::Duration;
 use futures_util::StreamExt;
 
-use super::connections::{StoredTokens, agent_name, connection_client, refresh_tokens, served};
+use super::connections::{Session, StoredTokens, agent_name, connection_client, served};
 use super::exit;
-use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConnectionConfig, ConnectionKind};
 use crate::graph::auth::AuthError;
-use crate::graph::{Access, GraphClient, GraphClientOptions, GraphError, GraphUpstreams, Window};
-use crate::halo::{Agent, HaloClient};
-use crate::http::MemoryRequestLog;
+use crate::graph::{Access, GraphClient, GraphError, GraphUpstreams, Window};
+use crate::halo::Agent;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -45,29 +42,17 @@ struct Row {
 }
 
 async fn connectivity(config: &Config) -> ExitCode {
-    let clock: SharedClock = Arc::new(SystemClock);
-    // Nothing is written to the database's request log by a check.
-    let log = Arc::new(MemoryRequestLog::new());
-    let halo = match HaloClient::new(&config.halo, log.clone(), clock.clone()) {
-        Ok(halo) => halo,
-        Err(e) => return failed(&format!("Halo: {e}")),
-    };
-    let agents = match halo.agents().await {
-        Ok(agents) => agents,
-        Err(e) => return failed(&format!("Halo: {e}")),
+    let Session {
+        clock,
+        agents,
+        upstreams,
+        tokens,
+        ..
+    } = match Session::open(config).await {
+        Ok(session) => session,
+        Err(code) => return code,
     };
     println!("Halo: OK ({} agents)", agents.len());
-    let upstreams = match GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default()) {
-        Ok(upstreams) => upstreams,
-        Err(e) => return failed(&e.to_string()),
-    };
-    let tokens = match refresh_tokens(config, &clock) {
-        Ok(tokens) => tokens,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(exit::CONFIG);
-        }
-    };
     let (mut all_ok, shared_clients) = check_connections(config, &upstreams, tokens.as_ref()).await;
     let now = clock.now();
     let window = Window::new(now, now + Duration::days(1));
@@ -171,11 +156,6 @@ async fn check_agent(
             Err((error, access)) => describe(&error, access),
         },
     }
-}
-
-fn failed(message: &str) -> ExitCode {
-    eprintln!("{message}");
-    ExitCode::from(exit::FAILURE)
 }
 
 async fn check_mailbox(

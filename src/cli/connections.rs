@@ -1,13 +1,16 @@
 //! What the commands that talk to both systems share: which agents are
 //! served, and the Graph client (with its stored sign-ins) for each.
 
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use crate::clock::SharedClock;
+use super::exit;
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConnectionConfig, ConnectionKind};
 use crate::graph::auth::{AuthError, Flow, RefreshTokens, StoredRefreshTokens};
-use crate::graph::{GraphClient, GraphError, GraphUpstreams};
-use crate::halo::Agent;
+use crate::graph::{GraphClient, GraphClientOptions, GraphError, GraphUpstreams};
+use crate::halo::{Agent, HaloClient};
+use crate::http::MemoryRequestLog;
 use crate::store::Store;
 use crate::token_cipher::TokenCipher;
 
@@ -98,4 +101,48 @@ pub(super) fn connection_client(
             )
         }
     }
+}
+
+/// The clients a read-only command needs: Halo (with its agents), the
+/// Graph upstreams and the stored sign-ins. Their requests go to a log in
+/// memory: these commands record nothing in the database.
+pub(super) struct Session {
+    pub clock: SharedClock,
+    pub halo: HaloClient,
+    pub agents: Vec<Agent>,
+    pub upstreams: GraphUpstreams,
+    pub tokens: Option<StoredTokens>,
+}
+
+impl Session {
+    /// Connects to Halo and lists its agents; the error is the exit code,
+    /// already explained on stderr.
+    pub(super) async fn open(config: &Config) -> Result<Self, ExitCode> {
+        let clock: SharedClock = Arc::new(SystemClock);
+        let log = Arc::new(MemoryRequestLog::new());
+        let halo = HaloClient::new(&config.halo, log.clone(), clock.clone())
+            .map_err(|e| failed(&format!("Halo: {e}")))?;
+        let agents = halo
+            .agents()
+            .await
+            .map_err(|e| failed(&format!("Halo: {e}")))?;
+        let upstreams = GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default())
+            .map_err(|e| failed(&e.to_string()))?;
+        let tokens = refresh_tokens(config, &clock).map_err(|message| {
+            eprintln!("{message}");
+            ExitCode::from(exit::CONFIG)
+        })?;
+        Ok(Self {
+            clock,
+            halo,
+            agents,
+            upstreams,
+            tokens,
+        })
+    }
+}
+
+fn failed(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(exit::FAILURE)
 }

@@ -4,17 +4,14 @@
 //! in Exchange or in the database.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use chrono::Duration;
 
-use super::connections::{StoredTokens, agent_name, connection_client, refresh_tokens, served};
+use super::connections::{Session, StoredTokens, agent_name, connection_client, served};
 use super::exit;
-use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::graph::{GraphClientOptions, GraphUpstreams, Window};
+use crate::graph::{GraphUpstreams, Window};
 use crate::halo::{Agent, HaloClient};
-use crate::http::MemoryRequestLog;
 use crate::model::Appointment;
 use crate::store::Store;
 use crate::sync::graph_map::GraphMapping;
@@ -34,16 +31,16 @@ pub fn run(config: &Config, args: &PlanArgs) -> ExitCode {
 }
 
 async fn preview(config: &Config, args: &PlanArgs) -> ExitCode {
-    let clock: SharedClock = Arc::new(SystemClock);
-    // A preview records nothing: requests go to a log in memory.
-    let log = Arc::new(MemoryRequestLog::new());
-    let halo = match HaloClient::new(&config.halo, log.clone(), clock.clone()) {
-        Ok(halo) => halo,
-        Err(e) => return failed(&format!("Halo: {e}")),
-    };
-    let all_agents = match halo.agents().await {
-        Ok(agents) => agents,
-        Err(e) => return failed(&format!("Halo: {e}")),
+    // A preview records nothing: the session's requests go to a log in memory.
+    let Session {
+        clock,
+        halo,
+        agents: all_agents,
+        upstreams,
+        tokens,
+    } = match Session::open(config).await {
+        Ok(session) => session,
+        Err(code) => return code,
     };
     let wanted = args.agent.as_deref().map(|a| a.trim().to_ascii_lowercase());
     let agents: Vec<&Agent> = all_agents
@@ -57,17 +54,6 @@ async fn preview(config: &Config, args: &PlanArgs) -> ExitCode {
         eprintln!("halosync: {email} is not an enabled Halo agent served by this config");
         return ExitCode::from(exit::CONFIG);
     }
-    let upstreams = match GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default()) {
-        Ok(upstreams) => upstreams,
-        Err(e) => return failed(&e.to_string()),
-    };
-    let tokens = match refresh_tokens(config, &clock) {
-        Ok(tokens) => tokens,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(exit::CONFIG);
-        }
-    };
     let directory = AgentDirectory::new(
         all_agents
             .iter()
@@ -260,9 +246,4 @@ fn describe(action: &Action) -> Option<String> {
         },
         Action::Record { .. } | Action::Forget { .. } => return None,
     })
-}
-
-fn failed(message: &str) -> ExitCode {
-    eprintln!("{message}");
-    ExitCode::from(exit::FAILURE)
 }
