@@ -11,11 +11,21 @@ use common::{Workspace, halosync, stderr, stdout};
 use halosync::sim::server::RunningSimulator;
 use serde_json::{Value, json};
 
+/// A day `offset` days from today, inside the default sync window whenever
+/// the test runs.
+fn day(offset: i64) -> String {
+    use halosync::clock::Clock;
+    (halosync::clock::SystemClock.now() + chrono::Duration::days(offset))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
 fn seed() -> Value {
-    let event = |subject: &str, day: u32, from: u32, to: u32| {
+    let event = |subject: &str, offset: i64, from: u32, to: u32| {
+        let date = day(offset);
         json!({"subject": subject,
-               "start": {"dateTime": format!("2026-12-{day:02}T{from:02}:00:00"), "timeZone": "UTC"},
-               "end": {"dateTime": format!("2026-12-{day:02}T{to:02}:00:00"), "timeZone": "UTC"}})
+               "start": {"dateTime": format!("{date}T{from:02}:00:00"), "timeZone": "UTC"},
+               "end": {"dateTime": format!("{date}T{to:02}:00:00"), "timeZone": "UTC"}})
     };
     let mut private = event("Dentist", 3, 15, 16);
     private["sensitivity"] = json!("private");
@@ -25,8 +35,8 @@ fn seed() -> Value {
         "mailboxes": [{"upn": "leah@contoso.com"}, {"upn": "amir@contoso.com"}],
         "events": {"leah@contoso.com": [event("Server room audit", 1, 9, 10), event("Stand-up", 2, 9, 10), private]},
         "appointments": [
-            {"subject": "Printer repair", "agent_id": 2, "start_date": "2026-12-02T13:00:00", "end_date": "2026-12-02T14:00:00"},
-            {"subject": "Stand-up", "agent_id": 2, "start_date": "2026-12-02T09:00:00", "end_date": "2026-12-02T10:00:00"}
+            {"subject": "Printer repair", "agent_id": 2, "start_date": format!("{}T13:00:00", day(2)), "end_date": format!("{}T14:00:00", day(2))},
+            {"subject": "Stand-up", "agent_id": 2, "start_date": format!("{}T09:00:00", day(2)), "end_date": format!("{}T10:00:00", day(2))}
         ]
     })
 }
@@ -77,14 +87,29 @@ async fn plan_shows_every_write_and_why_and_changes_nothing() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let out = stdout(&output);
     for expected in [
-        "Leah (#2) <leah@contoso.com>",
-        "create in Exchange: \"Printer repair\" 2026-12-02 13:00 – 14:00 UTC (new)",
-        "link: \"Stand-up\" 2026-12-02 09:00 – 10:00 UTC (already on both sides)",
-        "create in Halo: \"Server room audit\" 2026-12-01 09:00 – 10:00 UTC (new)",
-        "create in Halo: \"(private)\" 2026-12-03 15:00 – 16:00 UTC (new)",
-        "Amir (#3) <amir@contoso.com>\n  nothing to do",
+        "Leah (#2) <leah@contoso.com>".to_string(),
+        format!(
+            "create in Exchange: \"Printer repair\" {} 13:00 – 14:00 UTC (new)",
+            day(2)
+        ),
+        format!(
+            "link: \"Stand-up\" {} 09:00 – 10:00 UTC (already on both sides)",
+            day(2)
+        ),
+        format!(
+            "create in Halo: \"Server room audit\" {} 09:00 – 10:00 UTC (new)",
+            day(1)
+        ),
+        format!(
+            "create in Halo: \"(private)\" {} 15:00 – 16:00 UTC (new)",
+            day(3)
+        ),
+        "Amir (#3) <amir@contoso.com>\n  nothing to do".to_string(),
     ] {
-        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+        assert!(
+            out.contains(expected.as_str()),
+            "missing `{expected}` in:\n{out}"
+        );
     }
 
     let after = state(&http, &base).await;

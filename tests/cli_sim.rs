@@ -90,3 +90,26 @@ fn a_bad_seed_file_is_refused_with_exit_2() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("unknown field `mailbox`"), "{err}");
 }
+
+#[test]
+fn the_demo_seed_in_the_readme_loads() {
+    let seed = common::repo_file("examples/demo-seed.json");
+    let body = std::fs::read(&seed).expect("demo seed");
+    let parsed: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(parsed["agents"].as_array().map(Vec::len), Some(2));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let sim = halosync::sim::server::RunningSimulator::start_local()
+            .await
+            .expect("sim");
+        let ids = sim
+            .simulator
+            .seed_json(&body)
+            .expect("the demo seed is accepted");
+        assert!(ids["halo"].is_object() || ids["halo"].is_array(), "{ids}");
+        sim.stop().await.expect("stop");
+    });
+}
