@@ -68,8 +68,9 @@ async fn sim_serves_prints_its_urls_loads_a_seed_and_stops_cleanly_on_sigterm() 
         .expect("json");
     assert_eq!(state["appointments"][0]["subject"], "Seeded");
 
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    // The shell's own `kill`, so no procps package is needed.
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
         .status()
         .expect("kill");
     assert!(status.success());
