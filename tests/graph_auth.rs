@@ -3,6 +3,9 @@
 //! rotation, and refusals sorted into what a person must do.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a test should fail loudly
 
+#[path = "common/sign_in.rs"]
+mod sign_in;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +23,6 @@ use halosync::store::{Store, TokenState};
 use halosync::token_cipher::TokenCipher;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const SECRET: &str = "app-secret-5d1c";
 
@@ -149,68 +151,16 @@ impl Env {
         assert!(status.is_success(), "{path}: {status}");
     }
 
-    /// Signs `upn` in through the authorize endpoint with PKCE and redeems
-    /// the code, as `halosync connect` will: returns the refresh token.
+    /// Signs `upn` in as `halosync connect` will: returns the refresh token.
     async fn sign_in(&self, upn: &str, scope: &str) -> SecretString {
-        let verifier = "a-very-long-pkce-code-verifier-0123456789abcdef";
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let redirect = "http://localhost:8780/auth/callback";
-        let authorize = self
-            .http
-            .get(format!(
-                "{}contoso/oauth2/v2.0/authorize",
-                self.sim.simulator.login_url()
-            ))
-            .query(&[
-                ("client_id", "app"),
-                ("response_type", "code"),
-                ("redirect_uri", redirect),
-                ("scope", scope),
-                ("state", "s1"),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-                ("login_hint", upn),
-            ])
-            .send()
-            .await
-            .expect("authorize");
-        let location = authorize.headers()["location"]
-            .to_str()
-            .expect("location")
-            .to_string();
-        let url = url::Url::parse(&location).expect("redirect url");
-        let code = url
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.to_string())
-            .unwrap_or_else(|| panic!("no code in {location}"));
-        let token: Value = self
-            .http
-            .post(format!(
-                "{}contoso/oauth2/v2.0/token",
-                self.sim.simulator.login_url()
-            ))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("client_id", "app"),
-                ("client_secret", SECRET),
-                ("code", &code),
-                ("redirect_uri", redirect),
-                ("code_verifier", verifier),
-                ("scope", scope),
-            ])
-            .send()
-            .await
-            .expect("redeem")
-            .json()
-            .await
-            .expect("json");
-        SecretString::from(
-            token["refresh_token"]
-                .as_str()
-                .expect("refresh_token")
-                .to_string(),
-        )
+        let login = self.sim.simulator.login_url();
+        let app = sign_in::App {
+            login: &login,
+            tenant: "contoso",
+            client_id: "app",
+            client_secret: SECRET,
+        };
+        sign_in::sign_in(&app, upn, scope).await
     }
 }
 

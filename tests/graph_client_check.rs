@@ -4,13 +4,14 @@
 //! nobody signed in to.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a test should fail loudly
 
+#[path = "common/sign_in.rs"]
+mod sign_in;
+
 use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use halosync::config::{Cloud, ConnectionKind};
 use halosync::graph::auth::{RefreshTokens, StoredRefreshTokens, scopes};
 use halosync::sim::server::RunningSimulator;
@@ -18,7 +19,6 @@ use halosync::store::Store;
 use halosync::token_cipher::TokenCipher;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const GRAPH_SECRET: &str = "graph-secret-41b9";
 const HALO_SECRET: &str = "halo-secret-77e0";
@@ -31,55 +31,16 @@ async fn post(http: &reqwest::Client, url: String, body: Value) {
 
 /// The refresh token `upn` gets by signing in with the authorization code
 /// flow and PKCE.
-async fn sign_in(http: &reqwest::Client, sim: &RunningSimulator, upn: &str) -> SecretString {
-    let scope = scopes(ConnectionKind::Delegated, Cloud::Global);
-    let verifier = "a-very-long-pkce-code-verifier-0123456789abcdef";
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let redirect = "http://localhost:8780/auth/callback";
+async fn sign_in(sim: &RunningSimulator, upn: &str) -> SecretString {
     let login = sim.simulator.login_url();
-    let authorize = http
-        .get(format!("{login}fabrikam/oauth2/v2.0/authorize"))
-        .query(&[
-            ("client_id", "app"),
-            ("response_type", "code"),
-            ("redirect_uri", redirect),
-            ("scope", &scope),
-            ("state", "s1"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("login_hint", upn),
-        ])
-        .send()
-        .await
-        .expect("authorize");
-    let location = authorize.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let code = url::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.to_string())
-        .expect("code");
-    let token: Value = http
-        .post(format!("{login}fabrikam/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", "app"),
-            ("client_secret", GRAPH_SECRET),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("code_verifier", verifier),
-            ("scope", &scope),
-        ])
-        .send()
-        .await
-        .expect("redeem")
-        .json()
-        .await
-        .expect("json");
-    SecretString::from(token["refresh_token"].as_str().unwrap().to_string())
+    let app = sign_in::App {
+        login: &login,
+        tenant: "fabrikam",
+        client_id: "app",
+        client_secret: GRAPH_SECRET,
+    };
+    let scope = scopes(ConnectionKind::Delegated, Cloud::Global);
+    sign_in::sign_in(&app, upn, &scope).await
 }
 
 fn config(sim: &RunningSimulator, db: &Path, key: &str, exclude: &[&str]) -> String {
@@ -165,7 +126,7 @@ async fn check_connectivity_prints_each_agents_mailbox_result_and_exits_by_outco
     let db = dir.path().join("halosync.db");
     let key = "k".repeat(40);
     {
-        let refresh = sign_in(&http, &sim, ADMIN).await;
+        let refresh = sign_in(&sim, ADMIN).await;
         let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
         StoredRefreshTokens::new(
             store,

@@ -3,6 +3,9 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: fail loudly
 
+#[path = "../common/sign_in.rs"]
+mod sign_in;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,8 +15,6 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use halosync::clock::SharedClock;
 use halosync::config::{self, ConnectionConfig, Environment};
@@ -24,7 +25,6 @@ use halosync::http::{MemoryRequestLog, Upstream};
 use halosync::sim::server::RunningSimulator;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 pub const SECRET: &str = "graph-app-secret-7c21";
 pub const OK: &str = "leah@contoso.com";
@@ -178,55 +178,14 @@ impl Harness {
 
     /// Signs `upn` in with the authorization code flow and PKCE.
     pub async fn sign_in(&self, upn: &str, scope: &str) -> SecretString {
-        let verifier = "a-very-long-pkce-code-verifier-0123456789abcdef";
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let redirect = "http://localhost:8780/auth/callback";
         let login = self.sim.simulator.login_url();
-        let authorize = self
-            .http
-            .get(format!("{login}contoso/oauth2/v2.0/authorize"))
-            .query(&[
-                ("client_id", "app"),
-                ("response_type", "code"),
-                ("redirect_uri", redirect),
-                ("scope", scope),
-                ("state", "s1"),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-                ("login_hint", upn),
-            ])
-            .send()
-            .await
-            .expect("authorize");
-        let location = authorize.headers()["location"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        let code = url::Url::parse(&location)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.to_string())
-            .expect("code");
-        let token: Value = self
-            .http
-            .post(format!("{login}contoso/oauth2/v2.0/token"))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("client_id", "app"),
-                ("client_secret", SECRET),
-                ("code", &code),
-                ("redirect_uri", redirect),
-                ("code_verifier", verifier),
-                ("scope", scope),
-            ])
-            .send()
-            .await
-            .expect("redeem")
-            .json()
-            .await
-            .expect("json");
-        SecretString::from(token["refresh_token"].as_str().unwrap().to_string())
+        let app = sign_in::App {
+            login: &login,
+            tenant: "contoso",
+            client_id: "app",
+            client_secret: SECRET,
+        };
+        sign_in::sign_in(&app, upn, scope).await
     }
 
     pub fn graph_statuses(&self) -> Vec<Option<u16>> {
