@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use chrono::Duration;
 
-use super::connections::{Session, StoredTokens, agent_name, connection_client, served};
+use super::connections::{Session, agent_name, connection_client, served};
 use super::exit;
 use crate::config::Config;
-use crate::graph::{GraphUpstreams, Window};
-use crate::halo::{Agent, HaloClient};
+use crate::graph::Window;
+use crate::halo::Agent;
 use crate::model::Appointment;
 use crate::store::Store;
 use crate::sync::graph_map::GraphMapping;
@@ -32,18 +32,13 @@ pub fn run(config: &Config, args: &PlanArgs) -> ExitCode {
 
 async fn preview(config: &Config, args: &PlanArgs) -> ExitCode {
     // A preview records nothing: the session's requests go to a log in memory.
-    let Session {
-        clock,
-        halo,
-        agents: all_agents,
-        upstreams,
-        tokens,
-    } = match Session::open(config).await {
+    let session = match Session::open(config).await {
         Ok(session) => session,
         Err(code) => return code,
     };
     let wanted = args.agent.as_deref().map(|a| a.trim().to_ascii_lowercase());
-    let agents: Vec<&Agent> = all_agents
+    let agents: Vec<&Agent> = session
+        .agents
         .iter()
         .filter(|agent| served(config, agent))
         .filter(|agent| wanted.is_none() || agent.mailbox() == wanted)
@@ -55,11 +50,12 @@ async fn preview(config: &Config, args: &PlanArgs) -> ExitCode {
         return ExitCode::from(exit::CONFIG);
     }
     let directory = AgentDirectory::new(
-        all_agents
+        session
+            .agents
             .iter()
             .filter_map(|a| a.mailbox().map(|m| (a.id, m))),
     );
-    let now = clock.now();
+    let now = session.clock.now();
     let window = Window::new(
         now - Duration::days(i64::from(config.sync.window.days_past)),
         now + Duration::days(i64::from(config.sync.window.days_ahead)),
@@ -71,19 +67,29 @@ async fn preview(config: &Config, args: &PlanArgs) -> ExitCode {
         guard: config.sync.delete_guard,
         allow_mass_deletes: false,
     };
+    // Opened once, read-only: the links of every agent come from it.
+    let store = if config.store.path.exists() {
+        match Store::open_read_only(&config.store.path) {
+            Ok(store) => Some(store),
+            Err(e) => {
+                eprintln!("halosync: {e}");
+                return ExitCode::from(exit::FAILURE);
+            }
+        }
+    } else {
+        None
+    };
+    let preview = Preview {
+        config,
+        session: &session,
+        store,
+        directory,
+        window,
+        policy,
+    };
     let mut all_ok = true;
     for agent in agents {
-        all_ok &= preview_agent(
-            config,
-            agent,
-            &halo,
-            &upstreams,
-            tokens.as_ref(),
-            &directory,
-            window,
-            &policy,
-        )
-        .await;
+        all_ok &= preview.agent(agent).await;
     }
     if all_ok {
         ExitCode::SUCCESS
@@ -92,75 +98,77 @@ async fn preview(config: &Config, args: &PlanArgs) -> ExitCode {
     }
 }
 
-#[allow(clippy::too_many_arguments)] // the run's shared context, passed through
-async fn preview_agent(
-    config: &Config,
-    agent: &Agent,
-    halo: &HaloClient,
-    upstreams: &GraphUpstreams,
-    tokens: Option<&StoredTokens>,
-    directory: &AgentDirectory,
+/// What every agent's preview shares.
+struct Preview<'a> {
+    config: &'a Config,
+    session: &'a Session,
+    /// `None` before the database exists: no links yet.
+    store: Option<Store>,
+    directory: AgentDirectory,
     window: Window,
-    policy: &Policy,
-) -> bool {
-    let mailbox = agent.mailbox().unwrap_or_default();
-    println!("{} <{mailbox}>", agent_name(agent));
-    let Some(connection) = config
-        .connections
-        .iter()
-        .find(|c| c.agents.serves(&mailbox))
-    else {
-        println!("  skipped: no connection serves this agent");
-        return false;
-    };
-    let graph = match connection_client(connection, upstreams, tokens, Some(agent.id)) {
-        Ok(graph) => graph,
-        Err(e) => {
-            println!("  skipped: {e}");
-            return false;
-        }
-    };
-    let links = match linked(config, &mailbox) {
-        Ok(links) => links,
-        Err(e) => {
-            println!("  skipped: {e}");
-            return false;
-        }
-    };
-    let observer = Observer {
-        halo,
-        graph: &graph,
-        halo_mapping: HaloMapping {
-            sync_location: config.sync.sync_location,
-        },
-        graph_mapping: GraphMapping {
-            sync_location: config.sync.sync_location,
-            import_as_private: config.sync.import_as_private,
-            attendees: config.sync.attendees,
-        },
-        agents: directory,
-    };
-    let observation = match observer.full(agent.id, &mailbox, window, links).await {
-        Ok(observation) => observation,
-        Err(e) => {
-            println!("  skipped: {e}");
-            return false;
-        }
-    };
-    for skipped in &observation.skipped {
-        println!("  not synced: {skipped}");
-    }
-    print_plan(&plan(&observation.snapshot, policy));
-    true
+    policy: Policy,
 }
 
-/// The mailbox's links, or none before the database exists.
-fn linked(config: &Config, mailbox: &str) -> Result<Vec<crate::sync::plan::Link>, String> {
-    if !config.store.path.exists() {
-        return Ok(Vec::new());
+impl Preview<'_> {
+    /// Prints one agent's plan; false if the agent could not be read.
+    async fn agent(&self, agent: &Agent) -> bool {
+        let (config, session) = (self.config, self.session);
+        let mailbox = agent.mailbox().unwrap_or_default();
+        println!("{} <{mailbox}>", agent_name(agent));
+        let Some(connection) = config
+            .connections
+            .iter()
+            .find(|c| c.agents.serves(&mailbox))
+        else {
+            println!("  skipped: no connection serves this agent");
+            return false;
+        };
+        let graph = match connection_client(
+            connection,
+            &session.upstreams,
+            session.tokens.as_ref(),
+            Some(agent.id),
+        ) {
+            Ok(graph) => graph,
+            Err(e) => {
+                println!("  skipped: {e}");
+                return false;
+            }
+        };
+        let links = match self.store.as_ref().map(|s| s.links(&mailbox)) {
+            None => Vec::new(),
+            Some(Ok(links)) => links,
+            Some(Err(e)) => {
+                println!("  skipped: {e}");
+                return false;
+            }
+        };
+        let observer = Observer {
+            halo: &session.halo,
+            graph: &graph,
+            halo_mapping: HaloMapping {
+                sync_location: config.sync.sync_location,
+            },
+            graph_mapping: GraphMapping {
+                sync_location: config.sync.sync_location,
+                import_as_private: config.sync.import_as_private,
+                attendees: config.sync.attendees,
+            },
+            agents: &self.directory,
+        };
+        let observation = match observer.full(agent.id, &mailbox, self.window, links).await {
+            Ok(observation) => observation,
+            Err(e) => {
+                println!("  skipped: {e}");
+                return false;
+            }
+        };
+        for skipped in &observation.skipped {
+            println!("  not synced: {skipped}");
+        }
+        print_plan(&plan(&observation.snapshot, &self.policy));
+        true
     }
-    let store = Store::open_read_only(&config.store.path).map_err(|e| e.to_string())?;
-    store.links(mailbox).map_err(|e| e.to_string())
 }
 
 fn print_plan(plan: &Plan) {

@@ -339,7 +339,7 @@ fn plan_link(link: &Link, snapshot: &Snapshot, policy: &Policy, plan: &mut Plan)
         }
     };
     let action = match (halo, graph) {
-        (State::Unchanged(h), State::Unchanged(g)) => noise(id, link, h, g, Reason::Unchanged),
+        (State::Unchanged(h), State::Unchanged(g)) => noise(link, h, g),
         (State::Absent, State::Unchanged(_)) | (State::Unchanged(_), State::Absent) => None,
         (State::Changed(h), State::Unchanged(_) | State::Absent) => Some(copy(
             Side::Exchange,
@@ -399,11 +399,9 @@ fn plan_link(link: &Link, snapshot: &Snapshot, policy: &Policy, plan: &mut Plan)
 /// A version moved without a content change (or halosync's own write came
 /// back): remember the new versions so the next run compares against them.
 fn noise(
-    id: LinkId,
     link: &Link,
     halo: Option<&Item<HaloId>>,
     graph: Option<&Item<GraphId>>,
-    reason: Reason,
 ) -> Option<Action> {
     let halo_moved = halo.filter(|h| link.halo.as_ref().is_some_and(|s| s.version != h.version));
     let graph_moved = graph.filter(|g| link.graph.as_ref().is_some_and(|s| s.version != g.version));
@@ -411,10 +409,10 @@ fn noise(
         return None;
     }
     Some(Action::Record {
-        link: Some(id),
+        link: Some(link.id),
         halo: halo_moved.map(Item::synced).or_else(|| link.halo.clone()),
         graph: graph_moved.map(Item::synced).or_else(|| link.graph.clone()),
-        reason,
+        reason: Reason::Unchanged,
     })
 }
 
