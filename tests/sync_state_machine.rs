@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeZone, Utc};
 use halosync::config::{ConflictPolicy, DeleteGuard, DeletePolicy, EditDeletePolicy};
 use halosync::model::Appointment;
-use halosync::sync::apply::{Calendars, Links, Origin, WriteError, apply};
+use halosync::sync::apply::{Calendars, CreatedEvent, Links, Origin, WriteError, apply};
 use halosync::sync::plan::{
     Action, GraphId, HaloId, Item, Link, LinkId, Policy, Seen, Snapshot, Synced, plan,
 };
@@ -221,15 +221,15 @@ impl Calendars for World {
         &mut self,
         content: &Appointment,
         origin: &Item<HaloId>,
-    ) -> Result<Item<GraphId>, WriteError> {
+    ) -> Result<CreatedEvent, WriteError> {
         self.write()?;
         self.next_id += 1;
         let id = format!("AAMk{}", self.next_id);
         let logical = self.halo.get(&origin.id).map_or(0, |o| o.logical);
         let stored = self.stored(content.clone(), logical);
-        let item = Self::item(&id, &stored);
+        let event = Self::item(&id, &stored);
         self.graph.insert(id, stored);
-        Ok(item)
+        Ok(CreatedEvent { event, halo: None })
     }
 
     async fn update_in_exchange(

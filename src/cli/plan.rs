@@ -146,14 +146,8 @@ impl Preview<'_> {
         let observer = Observer {
             halo: &session.halo,
             graph: &graph,
-            halo_mapping: HaloMapping {
-                sync_location: config.sync.sync_location,
-            },
-            graph_mapping: GraphMapping {
-                sync_location: config.sync.sync_location,
-                import_as_private: config.sync.import_as_private,
-                attendees: config.sync.attendees,
-            },
+            halo_mapping: HaloMapping::from_config(&config.sync),
+            graph_mapping: GraphMapping::from_config(&config.sync),
             agents: &self.directory,
         };
         let observation = match observer.full(agent.id, &mailbox, self.window, links).await {

@@ -80,7 +80,7 @@ pub trait Calendars {
         &mut self,
         content: &Appointment,
         origin: &Item<HaloId>,
-    ) -> impl Future<Output = Result<Item<GraphId>, WriteError>> + Send;
+    ) -> impl Future<Output = Result<CreatedEvent, WriteError>> + Send;
     fn update_in_exchange(
         &mut self,
         target: &Synced<GraphId>,
@@ -90,6 +90,16 @@ pub trait Calendars {
         &mut self,
         target: &Synced<GraphId>,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// An Exchange event created from a Halo appointment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedEvent {
+    pub event: Item<GraphId>,
+    /// The Halo appointment as it now stands, when creating the event also
+    /// wrote to it (the Teams join link Exchange made), so the link records
+    /// that write instead of mistaking it for an edit next run.
+    pub halo: Option<Item<HaloId>>,
 }
 
 /// Which side an appointment first appeared on, kept with a new link.
@@ -233,7 +243,8 @@ async fn create<C: Calendars + Send>(
                 .create_in_exchange(&from.content, from)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok((from.synced(), created.synced()))
+            let halo = created.halo.as_ref().unwrap_or(from).synced();
+            Ok((halo, created.event.synced()))
         }
         (Side::Halo, Source::Exchange(from)) => {
             let created = sync

@@ -11,7 +11,7 @@
 //! the invitation setting allows, and a Teams meeting is requested when the
 //! caller says the appointment's type is a Teams type.
 
-use crate::config::AttendeeMode;
+use crate::config::{AttendeeMode, SyncConfig};
 use crate::graph::model::{
     Attendee, BodyType, DateTimeTimeZone, EmailAddress, Event, ItemBody, Location, Sensitivity,
 };
@@ -40,6 +40,14 @@ pub enum Unsyncable {
 }
 
 impl GraphMapping {
+    pub fn from_config(sync: &SyncConfig) -> Self {
+        Self {
+            sync_location: sync.sync_location,
+            import_as_private: sync.import_as_private,
+            attendees: sync.attendees,
+        }
+    }
+
     /// The event as an observed item of `mailbox`.
     pub fn read(&self, event: &Event, mailbox: &str) -> Result<Item<GraphId>, Unsyncable> {
         let id = event.id.clone().ok_or(Unsyncable::Unidentified)?;
@@ -79,10 +87,12 @@ impl GraphMapping {
                 None
             },
             private: false,
+            // Not synced at all when invitations are off (see HaloMapping).
             attendees: event
                 .attendees
                 .iter()
                 .flatten()
+                .filter(|_| self.attendees != AttendeeMode::None)
                 .filter_map(|a| a.email_address.address.as_deref())
                 .map(|a| a.trim().to_ascii_lowercase())
                 .filter(|a| *a != owner)
@@ -360,6 +370,15 @@ mod tests {
         assert!(
             quiet.write(&content, false).attendees.is_none(),
             "no attendee, no invitation"
+        );
+        assert!(
+            quiet
+                .read(&event(), "leah@contoso.com")
+                .expect("ok")
+                .content
+                .attendees
+                .is_empty(),
+            "attendees are not part of what is synced when invitations are off"
         );
         let teams = mapping().write(&content, true);
         assert_eq!(teams.is_online_meeting, Some(true));

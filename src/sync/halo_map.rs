@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::{AttendeeMode, SyncConfig};
 use crate::halo::Appointment as HaloAppointment;
 use crate::halo::AppointmentAgent;
 use crate::model::Appointment;
@@ -46,6 +47,19 @@ impl AgentDirectory {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HaloMapping {
     pub sync_location: bool,
+    /// Additional agents are synced (as Exchange attendees). When they are
+    /// not, they are neither read nor written, so an Exchange edit can
+    /// never strip an appointment's additional agents.
+    pub sync_attendees: bool,
+}
+
+impl HaloMapping {
+    pub fn from_config(sync: &SyncConfig) -> Self {
+        Self {
+            sync_location: sync.sync_location,
+            sync_attendees: sync.attendees != AttendeeMode::None,
+        }
+    }
 }
 
 impl HaloMapping {
@@ -70,6 +84,7 @@ impl HaloMapping {
             .agents
             .iter()
             .flatten()
+            .filter(|_| self.sync_attendees)
             .filter(|agent| Some(agent.id) != primary)
             .filter_map(|agent| {
                 agent
@@ -131,6 +146,9 @@ impl HaloMapping {
             row.appointment_location_free_text = Some(content.location.clone().unwrap_or_default());
         }
         row.online_meeting_url = content.online_meeting_url.clone();
+        if !self.sync_attendees {
+            return row;
+        }
         let mut with_agents = vec![AppointmentAgent {
             id: agent_id,
             ..AppointmentAgent::default()
@@ -196,6 +214,7 @@ mod tests {
     fn a_halo_row_reads_as_its_synced_fields() {
         let mapping = HaloMapping {
             sync_location: true,
+            sync_attendees: true,
         };
         let item = mapping.read(&row(), &directory()).expect("syncable");
         assert_eq!(item.id, 41);
@@ -210,6 +229,7 @@ mod tests {
         );
         let without_location = HaloMapping {
             sync_location: false,
+            sync_attendees: true,
         }
         .read(&row(), &directory())
         .expect("syncable");
@@ -220,6 +240,7 @@ mod tests {
     fn rows_without_times_are_not_synced() {
         let mapping = HaloMapping {
             sync_location: true,
+            sync_attendees: true,
         };
         let mut no_end = row();
         no_end.end_date = None;
@@ -233,6 +254,7 @@ mod tests {
     fn writing_and_reading_back_keeps_the_content() {
         let mapping = HaloMapping {
             sync_location: true,
+            sync_attendees: true,
         };
         let original = mapping
             .read(&row(), &directory())
@@ -248,6 +270,7 @@ mod tests {
     fn a_private_copy_from_exchange_writes_times_only() {
         let mapping = HaloMapping {
             sync_location: true,
+            sync_attendees: true,
         };
         let private = Appointment {
             start: at(8),
@@ -266,5 +289,20 @@ mod tests {
             "nothing private reaches Halo"
         );
         assert!(saved.appointment_location_free_text.is_none() && saved.agents.is_none());
+    }
+
+    #[test]
+    fn additional_agents_are_left_alone_when_invitations_are_off() {
+        let quiet = HaloMapping {
+            sync_location: true,
+            sync_attendees: false,
+        };
+        let item = quiet.read(&row(), &directory()).expect("syncable");
+        assert!(item.content.attendees.is_empty());
+        let saved = quiet.write(Some(41), 2, &item.content, &directory());
+        assert!(
+            saved.agents.is_none(),
+            "a save without agents keeps Halo's additional agents"
+        );
     }
 }

@@ -84,6 +84,12 @@ pub struct Snapshot {
     pub links: Vec<Link>,
     pub halo: BTreeMap<HaloId, Seen<HaloId>>,
     pub graph: BTreeMap<GraphId, Seen<GraphId>>,
+    /// Pairs named by halosync's markers: an Exchange event stamped with a
+    /// Halo id, or a Halo appointment carrying an Exchange id. Unlinked
+    /// items a marker pairs are matched before anything else, whatever
+    /// their content (this is how a lost link, or a write whose link was
+    /// never saved, is found again instead of duplicated).
+    pub markers: BTreeSet<(HaloId, GraphId)>,
 }
 
 /// The planner's settings (from `[sync]`).
@@ -443,43 +449,50 @@ fn plan_unlinked(
     policy: &Policy,
     plan: &mut Plan,
 ) {
-    let new_halo: Vec<&Item<HaloId>> = present(&snapshot.halo)
+    let unlinked_halo: BTreeMap<HaloId, &Item<HaloId>> = present(&snapshot.halo)
         .filter(|item| !linked_halo.contains(&item.id))
+        .map(|item| (item.id, item))
         .collect();
+    let mut unlinked_graph: BTreeMap<&GraphId, &Item<GraphId>> = present(&snapshot.graph)
+        .filter(|item| !linked_graph.contains(&item.id))
+        .map(|item| (&item.id, item))
+        .collect();
+    let mut paired_halo = BTreeSet::new();
+    for (halo_id, graph_id) in &snapshot.markers {
+        let Some(halo) = unlinked_halo.get(halo_id) else {
+            continue;
+        };
+        if paired_halo.contains(halo_id) {
+            continue;
+        }
+        if let Some(graph) = unlinked_graph.remove(graph_id) {
+            paired_halo.insert(*halo_id);
+            push_match(halo, graph, policy, plan);
+        }
+    }
     let mut new_graph: BTreeMap<_, Vec<&Item<GraphId>>> = BTreeMap::new();
-    for item in present(&snapshot.graph).filter(|item| !linked_graph.contains(&item.id)) {
+    for item in unlinked_graph.into_values() {
         new_graph
             .entry(match_key(&item.content))
             .or_default()
             .push(item);
     }
-    for halo in new_halo {
+    for halo in unlinked_halo
+        .into_values()
+        .filter(|h| !paired_halo.contains(&h.id))
+    {
         let partner = new_graph
             .get_mut(&match_key(&halo.content))
             .and_then(|candidates| (!candidates.is_empty()).then(|| candidates.remove(0)));
-        let Some(graph) = partner else {
-            plan.actions.push(Action::Create {
+        match partner {
+            Some(graph) => push_match(halo, graph, policy, plan),
+            None => plan.actions.push(Action::Create {
                 to: Side::Exchange,
                 link: None,
                 source: Source::Halo(halo.clone()),
                 reason: Reason::New,
-            });
-            continue;
-        };
-        // Where the rest differs, the conflict policy decides which copy
-        // the other becomes.
-        let overwrite = (halo.content.fingerprint() != graph.content.fingerprint()).then(|| {
-            plan.conflicts += 1;
-            match winner(policy.conflict, halo, graph) {
-                Side::Halo => Side::Exchange,
-                Side::Exchange => Side::Halo,
-            }
-        });
-        plan.actions.push(Action::Match {
-            halo: halo.clone(),
-            graph: graph.clone(),
-            overwrite,
-        });
+            }),
+        }
     }
     for graph in new_graph.into_values().flatten() {
         plan.actions.push(Action::Create {
@@ -489,6 +502,23 @@ fn plan_unlinked(
             reason: Reason::New,
         });
     }
+}
+
+/// Links two unlinked copies of one appointment; where the rest of their
+/// content differs, the conflict policy decides which copy the other becomes.
+fn push_match(halo: &Item<HaloId>, graph: &Item<GraphId>, policy: &Policy, plan: &mut Plan) {
+    let overwrite = (halo.content.fingerprint() != graph.content.fingerprint()).then(|| {
+        plan.conflicts += 1;
+        match winner(policy.conflict, halo, graph) {
+            Side::Halo => Side::Exchange,
+            Side::Exchange => Side::Halo,
+        }
+    });
+    plan.actions.push(Action::Match {
+        halo: halo.clone(),
+        graph: graph.clone(),
+        overwrite,
+    });
 }
 
 fn present<Id>(observed: &BTreeMap<Id, Seen<Id>>) -> impl Iterator<Item = &Item<Id>> {
@@ -740,6 +770,41 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn markers_pair_unlinked_copies_before_content_does() {
+        // Halo 1 carries Exchange id E9 (different subject: edited while
+        // the link was lost); E8 has Halo 1's exact key but no marker.
+        let mut snapshot = Snapshot::default();
+        observe_halo(&mut snapshot, halo(1, "h1", "Audit", 0));
+        observe_graph(&mut snapshot, graph("E8", "g1", "Audit", 0));
+        observe_graph(&mut snapshot, graph("E9", "g1", "Audit (moved)", 5));
+        snapshot.markers.insert((1, "E9".into()));
+        // A marker naming an item that is not there pairs nothing.
+        snapshot.markers.insert((2, "E8".into()));
+        let plan = plan(&snapshot, &policy());
+        let matched: Vec<_> = plan
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Match {
+                    halo,
+                    graph,
+                    overwrite,
+                } => Some((halo.id, graph.id.as_str(), *overwrite)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(matched, vec![(1, "E9", Some(Side::Halo))]);
+        assert!(
+            plan.actions.iter().any(|a| matches!(
+                a,
+                Action::Create { to: Side::Halo, source: Source::Exchange(g), .. } if g.id == "E8"
+            )),
+            "the unmarked event is new to Halo: {:?}",
+            plan.actions
+        );
     }
 
     #[test]
