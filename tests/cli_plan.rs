@@ -104,7 +104,7 @@ async fn plan_shows_every_write_and_why_and_changes_nothing() {
             "create in Halo: \"(private)\" {} 15:00 – 16:00 UTC (new)",
             day(3)
         ),
-        "Amir (#3) <amir@contoso.com>\n  nothing to do".to_string(),
+        "Amir (#3) <amir@contoso.com> [2/2]\n  nothing to do".to_string(),
     ] {
         assert!(
             out.contains(expected.as_str()),

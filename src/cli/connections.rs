@@ -10,7 +10,7 @@ use crate::config::{Config, ConnectionConfig, ConnectionKind};
 use crate::graph::auth::{AuthError, Flow, RefreshTokens, StoredRefreshTokens};
 use crate::graph::{GraphClient, GraphClientOptions, GraphError, GraphUpstreams};
 use crate::halo::{Agent, HaloClient};
-use crate::http::MemoryRequestLog;
+use crate::http::{MemoryRequestLog, SharedRequestLog};
 use crate::store::Store;
 use crate::token_cipher::TokenCipher;
 
@@ -31,10 +31,12 @@ pub(super) fn agent_name(agent: &Agent) -> String {
     }
 }
 
-/// The stored sign-ins, when any connection needs them.
+/// The stored sign-ins, when any connection needs them, read through
+/// `store` (or the database opened here when the command has none).
 pub(super) fn refresh_tokens(
     config: &Config,
     clock: &SharedClock,
+    store: Option<Arc<Mutex<Store>>>,
 ) -> Result<Option<StoredTokens>, String> {
     if config
         .connections
@@ -47,10 +49,15 @@ pub(super) fn refresh_tokens(
         "store.token_key is required to read the stored sign-ins of delegated and per-agent connections"
             .to_string()
     })?;
-    let store = Store::open(&config.store.path)
-        .map_err(|e| format!("{}: {e}", config.store.path.display()))?;
+    let store = match store {
+        Some(store) => store,
+        None => Arc::new(Mutex::new(
+            Store::open(&config.store.path)
+                .map_err(|e| format!("{}: {e}", config.store.path.display()))?,
+        )),
+    };
     Ok(Some(StoredTokens {
-        store: Arc::new(Mutex::new(store)),
+        store,
         key: key.clone(),
         clock: clock.clone(),
     }))
@@ -118,8 +125,17 @@ impl Session {
     /// Connects to Halo and lists its agents; the error is the exit code,
     /// already explained on stderr.
     pub(super) async fn open(config: &Config) -> Result<Self, ExitCode> {
+        Self::open_with(config, None, Arc::new(MemoryRequestLog::new())).await
+    }
+
+    /// [`Session::open`] reading sign-ins through `store` and logging
+    /// requests to `log` (a command that writes keeps both in the database).
+    pub(super) async fn open_with(
+        config: &Config,
+        store: Option<Arc<Mutex<Store>>>,
+        log: SharedRequestLog,
+    ) -> Result<Self, ExitCode> {
         let clock: SharedClock = Arc::new(SystemClock);
-        let log = Arc::new(MemoryRequestLog::new());
         let halo = HaloClient::new(&config.halo, log.clone(), clock.clone())
             .map_err(|e| failed(&format!("Halo: {e}")))?;
         let agents = halo
@@ -128,7 +144,7 @@ impl Session {
             .map_err(|e| failed(&format!("Halo: {e}")))?;
         let upstreams = GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default())
             .map_err(|e| failed(&e.to_string()))?;
-        let tokens = refresh_tokens(config, &clock).map_err(|message| {
+        let tokens = refresh_tokens(config, &clock, store).map_err(|message| {
             eprintln!("{message}");
             ExitCode::from(exit::CONFIG)
         })?;

@@ -12,8 +12,9 @@ use crate::logging;
 mod check;
 mod connections;
 mod db;
-mod plan;
+mod report;
 mod sim;
+mod sync;
 
 /// Exit codes an administrator (or systemd's `RestartPreventExitStatus=`) can act on.
 pub mod exit {
@@ -21,6 +22,9 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// The configuration (or the command line) is wrong; retrying will not help.
     pub const CONFIG: u8 = 2;
+    /// An administrator must act: a sign-in to renew, a mailbox without
+    /// access, or deletions held back by the mass-deletion guard.
+    pub const OPERATOR: u8 = 3;
 }
 
 #[derive(Debug, Parser)]
@@ -81,10 +85,19 @@ pub enum Command {
     /// a user lookup and one day's calendar read for every agent served;
     /// prints agent | mailbox | connection | result (exit 1 if any fails).
     Check(check::CheckArgs),
-    /// Show what a sync would do now, per agent and why, changing nothing:
-    /// reads both systems over the sync window and plans with the
-    /// configured policies.
-    Plan(plan::PlanArgs),
+    /// Show what a sync would do now, per agent and why, changing nothing
+    /// (the same as `sync --once --dry-run`).
+    Plan(sync::PlanArgs),
+    /// Sync now: Exchange and Halo changes both ways, per agent, printing
+    /// every write and why (exit 3 when an administrator must act).
+    Sync(sync::SyncArgs),
+    /// Bring the existing Exchange appointments in the window into Halo,
+    /// linking those already on both sides first (resumable; safe to rerun).
+    Import(sync::ImportArgs),
+    /// Rebuild lost links (e.g. after restoring or losing the database)
+    /// from halosync's markers and from copies already on both sides;
+    /// writes nothing to Halo or Exchange.
+    Relink(sync::RelinkArgs),
     /// Look after the SQLite database named by store.path in the config.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -110,7 +123,19 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(code) => code,
         },
         Command::Plan(ref args) => match load_with_logging(&cli, &env) {
-            Ok(config) => plan::run(&config, args),
+            Ok(config) => sync::plan(&config, args.agent.as_deref()),
+            Err(code) => code,
+        },
+        Command::Sync(ref args) => match load_with_logging(&cli, &env) {
+            Ok(config) => sync::sync(&config, args),
+            Err(code) => code,
+        },
+        Command::Import(ref args) => match load_with_logging(&cli, &env) {
+            Ok(config) => sync::import(&config, args),
+            Err(code) => code,
+        },
+        Command::Relink(ref args) => match load_with_logging(&cli, &env) {
+            Ok(config) => sync::relink(&config, args),
             Err(code) => code,
         },
         Command::Db(ref command) => match load_with_logging(&cli, &env) {

@@ -150,14 +150,17 @@ impl GraphClient {
         self.collect_pages(mailbox, url, None).await
     }
 
-    /// Every occurrence, exception and single event overlapping `window`.
+    /// Every occurrence, exception and single event overlapping `window`,
+    /// with halosync's Halo-id marker read back.
     pub async fn calendar_view(
         &self,
         mailbox: &str,
         window: Window,
     ) -> Result<Vec<Event>, GraphError> {
         let mut url = self.user_url(mailbox, &["calendarView"]);
-        url.query_pairs_mut().extend_pairs(window.query());
+        url.query_pairs_mut()
+            .extend_pairs(window.query())
+            .append_pair("$expand", &expand_halo_id());
         self.collect_pages(mailbox, url, None).await
     }
 

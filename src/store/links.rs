@@ -34,7 +34,54 @@ fn side<Id>(
     })
 }
 
+/// How an agent's calendar sync stands (`agents.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentHealth {
+    Ok,
+    /// The sign-in behind the agent's connection stopped working.
+    ReauthRequired,
+    /// The mailbox cannot be reached (no access, unlicensed, not found).
+    MailboxUnavailable,
+    Error,
+}
+
+impl AgentHealth {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ReauthRequired => "reauth_required",
+            Self::MailboxUnavailable => "mailbox_unavailable",
+            Self::Error => "error",
+        }
+    }
+}
+
 impl Store {
+    /// Records how the agent's last sync went (shown by `status`).
+    pub fn set_agent_health(
+        &self,
+        agent_id: i64,
+        health: AgentHealth,
+        last_error: Option<&str>,
+        diagnosis: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.connection()
+            .execute(
+                "UPDATE agents SET state = ?2, last_error = ?3, diagnosis = ?4, updated_at = ?5
+                 WHERE agent_id = ?1",
+                params![
+                    agent_id,
+                    health.as_str(),
+                    last_error,
+                    diagnosis,
+                    db_time(now)
+                ],
+            )
+            .map_err(|e| StoreError::sqlite("saving an agent's sync state", self.path(), e))?;
+        Ok(())
+    }
+
     /// Adds or refreshes an agent (from Halo's agent list).
     pub fn upsert_agent(&self, agent: &AgentRow, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.connection()
@@ -157,6 +204,24 @@ impl Store {
         )
         .map_err(fail)?;
         Ok(conn.last_insert_rowid())
+    }
+
+    /// Records an Exchange event's iCalUId and series master on its link.
+    pub fn set_link_identity(
+        &self,
+        link: LinkId,
+        ical_uid: Option<&str>,
+        series_master_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.connection()
+            .execute(
+                "UPDATE links SET ical_uid = COALESCE(?2, ical_uid),
+                     series_master_id = COALESCE(?3, series_master_id)
+                 WHERE id = ?1",
+                params![link, ical_uid, series_master_id],
+            )
+            .map_err(|e| StoreError::sqlite("saving a link's Exchange ids", self.path(), e))?;
+        Ok(())
     }
 
     /// Marks a link removed (both items are gone, or one was deleted with

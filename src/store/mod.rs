@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use error::StoreError;
 pub use journal::{Intent, WriteKind};
-pub use links::AgentRow;
+pub use links::{AgentHealth, AgentRow};
 use lock::OwnerLock;
 pub use oauth_tokens::{StoredToken, TokenState};
 
@@ -91,6 +91,22 @@ impl Store {
         })
     }
 
+    /// An empty database in memory with the latest schema: what a dry run
+    /// reads when no database file exists yet (no links, nothing written).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory()
+            .map_err(|e| StoreError::sqlite("opening a database in memory", path, e))?;
+        configure_connection(&conn, path)?;
+        let opened_at_version = migrations::migrate(&mut conn, path)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            opened_at_version,
+            _owner: None,
+        })
+    }
+
     /// The schema version this binary creates and reads.
     pub const fn latest_schema_version() -> i64 {
         migrations::LATEST_VERSION
@@ -136,6 +152,36 @@ impl Store {
         let value = work(&tx)?;
         tx.commit()
             .map_err(|e| StoreError::sqlite("committing a transaction", &self.path, e))?;
+        Ok(value)
+    }
+
+    /// Runs `work` with this store's own methods in one write transaction:
+    /// committed if it returns `Ok`, rolled back if it returns `Err` or
+    /// panics. Not re-entrant: `work` must not call `atomically` again.
+    pub fn atomically<T, E>(&self, work: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        /// Rolls back unless committed, so a panic cannot leave it open.
+        struct Open<'a>(&'a Store, bool);
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    // Nothing to report to: the error or panic that got
+                    // here is what the caller sees.
+                    let _ = self.0.conn.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| StoreError::sqlite("starting a transaction", &self.path, e))?;
+        let mut open = Open(self, false);
+        let value = work(self)?;
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| StoreError::sqlite("committing a transaction", &self.path, e))?;
+        open.1 = true;
         Ok(value)
     }
 

@@ -137,12 +137,23 @@ pub struct Applied {
 /// the link store of one mailbox (one value, so an engine can pair its
 /// clients with its database and a test can keep everything in memory).
 pub async fn apply<S: Calendars + Links + Send>(actions: Vec<Action>, sync: &mut S) -> Applied {
+    apply_with(actions, sync, &mut |_, _| {}).await
+}
+
+/// [`apply`], calling `progress(done, total)` after each action.
+pub async fn apply_with<S: Calendars + Links + Send>(
+    actions: Vec<Action>,
+    sync: &mut S,
+    progress: &mut (dyn FnMut(usize, usize) + Send),
+) -> Applied {
+    let total = actions.len();
     let mut applied = Applied::default();
-    for action in actions {
+    for (n, action) in actions.into_iter().enumerate() {
         match apply_one(&action, sync).await {
             Ok(()) => applied.done.push(action),
             Err(error) => applied.failed.push((action, error)),
         }
+        progress(n + 1, total);
     }
     applied
 }

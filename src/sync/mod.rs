@@ -5,9 +5,14 @@
 //! - [`graph_map`]: Exchange events ↔ the neutral appointment.
 //! - [`halo_map`]: Halo appointments ↔ the neutral appointment.
 //! - [`apply`]: carrying out a plan: the writes, and what each link becomes.
+//! - [`run`]: one agent's run: replay, observe, plan, apply (or dry run).
+//! - [`engine`]: the writes and links of one mailbox, over the clients and
+//!   the store, journaled.
 
 pub mod apply;
+pub mod engine;
 pub mod graph_map;
 pub mod halo_map;
 pub mod observe;
 pub mod plan;
+pub mod run;

@@ -8,11 +8,14 @@
 //! observed; an error is not observed either, so nothing is ever deleted
 //! because a read failed.
 
+use std::collections::BTreeMap;
+
+use crate::graph::model::Event;
 use crate::graph::{GraphClient, GraphError, Window};
-use crate::halo::{AppointmentQuery, HaloClient, HaloError};
+use crate::halo::{Appointment as HaloAppointment, AppointmentQuery, HaloClient, HaloError};
 use crate::sync::graph_map::GraphMapping;
 use crate::sync::halo_map::{AgentDirectory, HaloMapping};
-use crate::sync::plan::{Link, Seen, Snapshot};
+use crate::sync::plan::{GraphId, HaloId, Link, Seen, Snapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
@@ -28,6 +31,56 @@ pub struct Observation {
     pub snapshot: Snapshot,
     /// Items left out, each with the reason (shown by `plan`).
     pub skipped: Vec<String>,
+    /// What the writes need beyond the synced content.
+    pub details: Details,
+}
+
+/// What was observed of items beyond their synced content.
+#[derive(Debug, Default)]
+pub struct Details {
+    /// Halo appointment types (a Teams type makes a Teams meeting).
+    pub halo_types: BTreeMap<HaloId, i64>,
+    /// Exchange identities, kept with links and written to Halo as markers.
+    pub events: BTreeMap<GraphId, EventIdentity>,
+}
+
+/// An Exchange event's ids beyond its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventIdentity {
+    pub ical_uid: Option<String>,
+    /// Set on occurrences and exceptions of a series.
+    pub series_master_id: Option<String>,
+}
+
+impl Details {
+    fn note_halo(&mut self, row: &HaloAppointment, snapshot: &mut Snapshot) {
+        let Some(id) = row.id else { return };
+        if let Some(kind) = row.appointment_type_id {
+            self.halo_types.insert(id, kind);
+        }
+        if let Some(entry) = row
+            .entryid
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            snapshot.markers.insert((id, entry.to_string()));
+        }
+    }
+
+    fn note_event(&mut self, event: &Event, snapshot: &mut Snapshot) {
+        let Some(id) = event.id.clone() else { return };
+        if let Some(halo_id) = event.halo_id() {
+            snapshot.markers.insert((halo_id, id.clone()));
+        }
+        self.events.insert(
+            id,
+            EventIdentity {
+                ical_uid: event.ical_uid.clone(),
+                series_master_id: event.series_master_id.clone(),
+            },
+        );
+    }
 }
 
 /// Reads both sides of one agent's calendar.
@@ -53,6 +106,7 @@ impl Observer<'_> {
             ..Snapshot::default()
         };
         let mut skipped = Vec::new();
+        let mut details = Details::default();
         let listing = self
             .halo
             .appointments(&AppointmentQuery {
@@ -63,24 +117,48 @@ impl Observer<'_> {
                 modified_since: None,
             })
             .await?;
+        let synced: BTreeMap<HaloId, &str> = snapshot
+            .links
+            .iter()
+            .filter_map(|l| l.halo.as_ref().map(|h| (h.id, h.version.as_str())))
+            .collect();
+        let mut observed = Vec::new();
         for row in &listing.appointments {
             // A multi-agent appointment is synced from its own agent's side.
             if row.agent_id.is_some_and(|id| id != agent_id) {
                 continue;
             }
-            match self.halo_mapping.read(row, self.agents) {
-                Some(item) => {
-                    snapshot.halo.insert(item.id, Seen::Present(item));
-                }
-                None => skipped.push(format!(
+            let Some(listed) = self.halo_mapping.read(row, self.agents) else {
+                skipped.push(format!(
                     "Halo appointment {} has no usable start and end",
                     row.id.unwrap_or_default()
-                )),
+                ));
+                continue;
+            };
+            if synced.get(&listed.id) == Some(&listed.version.as_str()) {
+                // Unchanged since the last sync: the list row is enough.
+                observed.push(row.clone());
+                continue;
+            }
+            // New or changed: list rows lack the note, type and agents.
+            match self.halo.appointment(listed.id).await {
+                Ok(full) => observed.push(full),
+                Err(HaloError::NotFound { .. }) => {}
+                Err(error) => {
+                    tracing::warn!(halo_id = listed.id, %error, "could not read a changed Halo appointment; it is synced next run");
+                }
+            }
+        }
+        for row in &observed {
+            if let Some(item) = self.halo_mapping.read(row, self.agents) {
+                details.note_halo(row, &mut snapshot);
+                snapshot.halo.insert(item.id, Seen::Present(item));
             }
         }
         for event in self.graph.calendar_view(mailbox, window).await? {
             match self.graph_mapping.read(&event, mailbox) {
                 Ok(item) => {
+                    details.note_event(&event, &mut snapshot);
                     snapshot.graph.insert(item.id.clone(), Seen::Present(item));
                 }
                 Err(why) => skipped.push(format!(
@@ -90,7 +168,11 @@ impl Observer<'_> {
             }
         }
         self.confirm_deletions(mailbox, &mut snapshot).await;
-        Ok(Observation { snapshot, skipped })
+        Ok(Observation {
+            snapshot,
+            skipped,
+            details,
+        })
     }
 
     async fn confirm_deletions(&self, mailbox: &str, snapshot: &mut Snapshot) {

@@ -1,0 +1,314 @@
+//! `halosync sync --once`, `import`, `relink` and `plan`: one run over the
+//! served agents, each through the connection that serves it, printing
+//! every write and why, then a summary table.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use super::connections::{Session, agent_name, connection_client, served};
+use super::exit;
+use super::report::{Tally, print_agent, print_summary};
+use crate::config::Config;
+use crate::halo::Agent;
+use crate::http::{MemoryRequestLog, SharedRequestLog, spawn_store_writer};
+use crate::store::{Store, StoreError};
+use crate::sync::halo_map::AgentDirectory;
+use crate::sync::run::{AgentOutcome, Engine, Mode, RunOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Run one sync now and exit (the daemon, `halosync run`, syncs on its schedule).
+    #[arg(long, required = true)]
+    pub once: bool,
+    /// Only this agent (their e-mail address).
+    #[arg(long, value_name = "EMAIL")]
+    pub agent: Option<String>,
+    /// Print what would be created, updated or deleted, and why; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Let this run delete more than the mass-deletion guard allows (after
+    /// checking why so much disappeared). Best combined with --agent.
+    #[arg(long)]
+    pub allow_deletes: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Also import the occurrences of recurring series in the window.
+    #[arg(long)]
+    pub recurring: bool,
+    /// Only this agent (their e-mail address).
+    #[arg(long, value_name = "EMAIL")]
+    pub agent: Option<String>,
+    /// Print what would be imported or linked; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Only this agent (their e-mail address).
+    #[arg(long, value_name = "EMAIL")]
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RelinkArgs {
+    /// Only this agent (their e-mail address).
+    #[arg(long, value_name = "EMAIL")]
+    pub agent: Option<String>,
+    /// Print what would be linked; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn sync(config: &Config, args: &SyncArgs) -> ExitCode {
+    let options = RunOptions {
+        mode: Mode::Sync,
+        dry_run: args.dry_run,
+        allow_deletes: args.allow_deletes,
+    };
+    super::block_on(run(config, args.agent.as_deref(), options))
+}
+
+pub fn import(config: &Config, args: &ImportArgs) -> ExitCode {
+    let options = RunOptions {
+        mode: Mode::Import {
+            recurring: args.recurring,
+        },
+        dry_run: args.dry_run,
+        allow_deletes: false,
+    };
+    super::block_on(run(config, args.agent.as_deref(), options))
+}
+
+pub fn relink(config: &Config, args: &RelinkArgs) -> ExitCode {
+    let options = RunOptions {
+        mode: Mode::Relink,
+        dry_run: args.dry_run,
+        allow_deletes: false,
+    };
+    super::block_on(run(config, args.agent.as_deref(), options))
+}
+
+/// `plan`: the same as `sync --once --dry-run`.
+pub fn plan(config: &Config, agent: Option<&str>) -> ExitCode {
+    let options = RunOptions {
+        mode: Mode::Sync,
+        dry_run: true,
+        allow_deletes: false,
+    };
+    super::block_on(run(config, agent, options))
+}
+
+/// The database a run uses: the real one (owned, migrated) for a run that
+/// writes; for a dry run, the file read-only, or an empty one in memory
+/// before the first sync.
+fn open_store(config: &Config, dry_run: bool) -> Result<Store, StoreError> {
+    match (dry_run, config.store.path.exists()) {
+        (false, _) => Store::open(&config.store.path),
+        (true, true) => Store::open_read_only(&config.store.path),
+        (true, false) => Store::open_in_memory(),
+    }
+}
+
+async fn run(config: &Config, agent: Option<&str>, options: RunOptions) -> ExitCode {
+    let store = match open_store(config, options.dry_run) {
+        Ok(store) => Arc::new(Mutex::new(store)),
+        Err(e) => {
+            eprintln!("halosync: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    // A run that writes keeps the guide's outbound request log; a dry run
+    // records nothing.
+    let (log, writer): (SharedRequestLog, _) = if options.dry_run {
+        (Arc::new(MemoryRequestLog::new()), None)
+    } else {
+        let (log, task) = spawn_store_writer(store.clone(), 1024);
+        (log, Some(task))
+    };
+    let code = run_agents(config, agent, options, store, log).await;
+    if let Some(writer) = writer {
+        // Every client (and so every sender) is gone: the writer drains
+        // what is queued and stops.
+        if let Err(e) = writer.await {
+            tracing::warn!(error = %e, "the request log writer stopped abnormally");
+        }
+    }
+    code
+}
+
+async fn run_agents(
+    config: &Config,
+    agent: Option<&str>,
+    options: RunOptions,
+    store: Arc<Mutex<Store>>,
+    log: SharedRequestLog,
+) -> ExitCode {
+    let session = match Session::open_with(config, Some(store.clone()), log).await {
+        Ok(session) => session,
+        Err(code) => return code,
+    };
+    let wanted = agent.map(|a| a.trim().to_ascii_lowercase());
+    let agents: Vec<&Agent> = session
+        .agents
+        .iter()
+        .filter(|agent| served(config, agent))
+        .filter(|agent| wanted.is_none() || agent.mailbox() == wanted)
+        .collect();
+    if let Some(email) = &wanted
+        && agents.is_empty()
+    {
+        eprintln!("halosync: {email} is not an enabled Halo agent served by this config");
+        return ExitCode::from(exit::CONFIG);
+    }
+    let directory = AgentDirectory::new(
+        session
+            .agents
+            .iter()
+            .filter_map(|a| a.mailbox().map(|m| (a.id, m))),
+    );
+    let engine = Engine::new(
+        &config.sync,
+        &session.halo,
+        &store,
+        session.clock.as_ref(),
+        &directory,
+    );
+    let progress = Progress::new(options);
+    let mut rows: Vec<(String, Option<Tally>)> = Vec::new();
+    let mut needs_operator = false;
+    let mut failed = false;
+    for (n, agent) in agents.iter().enumerate() {
+        let mailbox = agent.mailbox().unwrap_or_default();
+        let header = format!(
+            "{} <{mailbox}> [{}/{}]",
+            agent_name(agent),
+            n + 1,
+            agents.len()
+        );
+        let Some(connection) = config
+            .connections
+            .iter()
+            .find(|c| c.agents.serves(&mailbox))
+        else {
+            println!("{header}\n  skipped: no [[exchange.connection]] serves this agent");
+            rows.push((mailbox, None));
+            failed = true;
+            continue;
+        };
+        let graph = match connection_client(
+            connection,
+            &session.upstreams,
+            session.tokens.as_ref(),
+            Some(agent.id),
+        ) {
+            Ok(graph) => graph,
+            Err(e) => {
+                println!("{header}\n  skipped: {e}");
+                rows.push((mailbox, None));
+                needs_operator = true;
+                continue;
+            }
+        };
+        let mut bar = progress.agent(&mailbox);
+        let run = engine
+            .agent(
+                agent,
+                &connection.name,
+                &graph,
+                options,
+                &mut |done, total| bar.step(done, total),
+            )
+            .await;
+        bar.finish();
+        let tally = print_agent(&header, &run, options.dry_run);
+        match &run.outcome {
+            AgentOutcome::Skipped { diagnosis, .. } => {
+                // A diagnosis names something an administrator must fix.
+                needs_operator |= diagnosis.is_some();
+                failed |= diagnosis.is_none();
+            }
+            AgentOutcome::Planned { plan } => needs_operator |= plan.guard.is_some(),
+            AgentOutcome::Applied { plan, applied, .. } => {
+                needs_operator |= plan.guard.is_some();
+                failed |= !applied.failed.is_empty();
+            }
+        }
+        rows.push((mailbox, tally));
+    }
+    print_summary(&rows, options.dry_run);
+    if needs_operator {
+        ExitCode::from(exit::OPERATOR)
+    } else if failed {
+        ExitCode::from(exit::FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Progress of an import: a bar on a terminal, a line per agent otherwise
+/// (logs and pipes get no control characters).
+struct Progress {
+    import: bool,
+    bars: bool,
+}
+
+impl Progress {
+    fn new(options: RunOptions) -> Self {
+        let import = matches!(options.mode, Mode::Import { .. }) && !options.dry_run;
+        Self {
+            import,
+            bars: import && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn agent(&self, mailbox: &str) -> AgentProgress {
+        let bar = self.bars.then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} {elapsed_precise}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(mailbox.to_string());
+            bar
+        });
+        AgentProgress {
+            bar,
+            lines: self.import && !self.bars,
+            mailbox: mailbox.to_string(),
+            tenths: 0,
+        }
+    }
+}
+
+struct AgentProgress {
+    bar: Option<indicatif::ProgressBar>,
+    /// A plain line at every tenth of a long import.
+    lines: bool,
+    mailbox: String,
+    tenths: usize,
+}
+
+impl AgentProgress {
+    fn step(&mut self, done: usize, total: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+        let tenths = done * 10 / total.max(1);
+        if self.lines && total >= 20 && tenths > self.tenths {
+            self.tenths = tenths;
+            eprintln!("{}: {done}/{total} imported or linked", self.mailbox);
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! The writes of one mailbox: [`Calendars`] over the Halo and Graph
+//! clients and [`Links`] over the store, with every write journaled.
+//!
+//! Each write is recorded as an intent before it is sent and finished in
+//! the same transaction as the link that records its outcome. A Graph
+//! create carries a deterministic `transactionId`, so an intent left by a
+//! crash or a lost answer is replayed ([`MailboxSync::replay`]) before the
+//! next observation and returns the event the first attempt made. Other
+//! writes are not replayed: a Halo create whose link was lost is found
+//! again through its marker (`entryid`), updates and deletes are observed
+//! again and planned afresh.
+//!
+//! Markers: an event halosync creates carries the Halo id in its extended
+//! property, and a Halo appointment it creates carries the event's
+//! immutable id (`entryid`), iCalUId (`exchange_uid`) and series master
+//! (`recurring_master_id`). `halosync relink` and the planner's matching
+//! read them back.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::apply::{Calendars, CreatedEvent, Links, Origin, WriteError, transaction_id};
+use super::graph_map::GraphMapping;
+use super::halo_map::{AgentDirectory, HaloMapping};
+use super::observe::{Details, EventIdentity};
+use super::plan::{GraphId, HaloId, Item, LinkId, Side, Synced};
+use crate::clock::Clock;
+use crate::graph::model::Event;
+use crate::graph::{GraphClient, GraphError};
+use crate::halo::{HaloClient, HaloError};
+use crate::model::{Appointment, Fingerprint};
+use crate::store::{Store, WriteKind};
+
+/// Mapping and meeting settings a mailbox's writes use.
+#[derive(Debug, Clone)]
+pub struct WriteSettings {
+    pub halo_mapping: HaloMapping,
+    pub graph_mapping: GraphMapping,
+    /// Halo appointment types created in Exchange as Teams meetings.
+    pub teams_types: Vec<i64>,
+}
+
+/// One mailbox's calendars and links for one run.
+pub struct MailboxSync<'a> {
+    pub halo: &'a HaloClient,
+    pub graph: &'a GraphClient,
+    pub store: &'a Mutex<Store>,
+    pub clock: &'a dyn Clock,
+    pub agents: &'a AgentDirectory,
+    pub agent_id: i64,
+    pub mailbox: &'a str,
+    pub settings: &'a WriteSettings,
+    pub details: &'a Details,
+    /// The journal row of the write in flight, finished with its link.
+    intent: Option<i64>,
+    /// Exchange identities of events this run created or linked.
+    identities: BTreeMap<GraphId, EventIdentity>,
+}
+
+/// What a Graph create's intent holds, so a replay can finish it.
+#[derive(Debug, Serialize, Deserialize)]
+struct GraphCreateIntent {
+    mailbox: String,
+    agent_id: i64,
+    halo_id: HaloId,
+    halo_version: String,
+    halo_fingerprint: String,
+    event: Event,
+}
+
+/// An interrupted write found and finished (or dropped) before a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// A Graph create, replayed with its transactionId and linked.
+    Linked { halo_id: HaloId, event_id: GraphId },
+    /// A write that is not replayed: the run observes its effect instead.
+    Dropped { side: Side, kind: WriteKind },
+}
+
+impl<'a> MailboxSync<'a> {
+    #[allow(clippy::too_many_arguments)] // the run's shared parts, named
+    pub fn new(
+        halo: &'a HaloClient,
+        graph: &'a GraphClient,
+        store: &'a Mutex<Store>,
+        clock: &'a dyn Clock,
+        agents: &'a AgentDirectory,
+        agent_id: i64,
+        mailbox: &'a str,
+        settings: &'a WriteSettings,
+        details: &'a Details,
+    ) -> Self {
+        Self {
+            halo,
+            graph,
+            store,
+            clock,
+            agents,
+            agent_id,
+            mailbox,
+            settings,
+            details,
+            intent: None,
+            identities: BTreeMap::new(),
+        }
+    }
+
+    fn store(&self) -> Result<MutexGuard<'a, Store>, String> {
+        self.store
+            .lock()
+            .map_err(|_| "the database handle was poisoned by an earlier panic".to_string())
+    }
+
+    fn journal(
+        &mut self,
+        side: Side,
+        kind: WriteKind,
+        transaction: Option<&str>,
+        payload: &serde_json::Value,
+    ) -> Result<(), WriteError> {
+        let now = self.clock.now();
+        let id = self
+            .store()
+            .and_then(|s| {
+                s.record_intent(None, side, kind, transaction, payload, now)
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(WriteError::Refused)?;
+        self.intent = Some(id);
+        Ok(())
+    }
+
+    /// After a failed write: an outcome that may have happened stays in
+    /// the journal (a Graph create is then replayed); any other is done.
+    fn write_failed(&mut self, error: &WriteError, may_have_happened: bool) {
+        let Some(id) = self.intent.take() else { return };
+        let now = self.clock.now();
+        if let Ok(store) = self.store() {
+            let outcome = if may_have_happened {
+                store.note_intent_attempt(id, Some(&error.to_string()), now)
+            } else {
+                store.finish_intent(id)
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, "could not update the write journal");
+            }
+        }
+    }
+
+    /// Finishes the writes a crash or a lost answer left in the journal
+    /// for this mailbox, before it is observed.
+    pub async fn replay(&mut self) -> Result<Vec<Replayed>, String> {
+        let intents = self.store()?.pending_intents().map_err(|e| e.to_string())?;
+        let mut replayed = Vec::new();
+        for intent in intents {
+            let mailbox = intent
+                .payload
+                .get("mailbox")
+                .and_then(|m| m.as_str())
+                .unwrap_or_default();
+            if !mailbox.eq_ignore_ascii_case(self.mailbox) {
+                continue;
+            }
+            let graph_create = intent.side == Side::Exchange && intent.kind == WriteKind::Create;
+            let (Some(transaction), true) = (intent.transaction_id.as_deref(), graph_create) else {
+                self.store()?
+                    .finish_intent(intent.id)
+                    .map_err(|e| e.to_string())?;
+                replayed.push(Replayed::Dropped {
+                    side: intent.side,
+                    kind: intent.kind,
+                });
+                continue;
+            };
+            let Ok(create) = serde_json::from_value::<GraphCreateIntent>(intent.payload.clone())
+            else {
+                tracing::warn!(
+                    intent = intent.id,
+                    "a journaled Exchange create cannot be read; dropping it"
+                );
+                self.store()?
+                    .finish_intent(intent.id)
+                    .map_err(|e| e.to_string())?;
+                continue;
+            };
+            let created = match self
+                .graph
+                .create_event(self.mailbox, &create.event, transaction)
+                .await
+            {
+                Ok(created) => created,
+                Err(error) if error.is_transient() => {
+                    let now = self.clock.now();
+                    self.store()?
+                        .note_intent_attempt(intent.id, Some(&error.to_string()), now)
+                        .map_err(|e| e.to_string())?;
+                    return Err(format!(
+                        "an interrupted Exchange create could not be finished yet: {error}"
+                    ));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, halo_id = create.halo_id, "an interrupted Exchange create was refused on replay; the next sync plans it again");
+                    self.store()?
+                        .finish_intent(intent.id)
+                        .map_err(|e| e.to_string())?;
+                    continue;
+                }
+            };
+            let event = self
+                .settings
+                .graph_mapping
+                .read(&created, self.mailbox)
+                .map_err(|e| format!("the replayed Exchange create reads back wrong: {e}"))?;
+            let halo = Fingerprint::from_hex(&create.halo_fingerprint).map(|fingerprint| Synced {
+                id: create.halo_id,
+                version: create.halo_version.clone(),
+                fingerprint,
+            });
+            let existing = self
+                .store()?
+                .links(self.mailbox)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|l| l.halo.as_ref().is_some_and(|h| h.id == create.halo_id));
+            self.intent = Some(intent.id);
+            self.remember(&created);
+            let link = existing.map(|l| l.id);
+            self.save(link, halo, Some(event.synced()), Origin::Halo)?;
+            replayed.push(Replayed::Linked {
+                halo_id: create.halo_id,
+                event_id: event.id,
+            });
+        }
+        Ok(replayed)
+    }
+
+    fn remember(&mut self, event: &Event) {
+        if let Some(id) = &event.id {
+            self.identities.insert(
+                id.clone(),
+                EventIdentity {
+                    ical_uid: event.ical_uid.clone(),
+                    series_master_id: event.series_master_id.clone(),
+                },
+            );
+        }
+    }
+
+    fn identity(&self, id: &GraphId) -> Option<&EventIdentity> {
+        self.identities
+            .get(id)
+            .or_else(|| self.details.events.get(id))
+    }
+
+    fn read_halo(&self, row: &crate::halo::Appointment) -> Result<Item<HaloId>, WriteError> {
+        self.settings
+            .halo_mapping
+            .read(row, self.agents)
+            .ok_or_else(|| WriteError::Refused("Halo saved an appointment without times".into()))
+    }
+
+    fn read_event(&self, event: &Event) -> Result<Item<GraphId>, WriteError> {
+        self.settings
+            .graph_mapping
+            .read(event, self.mailbox)
+            .map_err(|e| WriteError::Refused(format!("Exchange saved an event that {e}")))
+    }
+
+    async fn save_in_halo(
+        &mut self,
+        row: crate::halo::Appointment,
+        kind: WriteKind,
+    ) -> Result<Item<HaloId>, WriteError> {
+        self.journal(
+            Side::Halo,
+            kind,
+            None,
+            &json!({"mailbox": self.mailbox, "agent_id": self.agent_id, "halo_id": row.id}),
+        )?;
+        match self
+            .halo
+            .save_appointments(std::slice::from_ref(&row))
+            .await
+        {
+            Ok(saved) => match saved.into_iter().next() {
+                Some(saved) => self.read_halo(&saved.appointment),
+                None => {
+                    let error = WriteError::Refused("Halo returned no appointment".into());
+                    self.write_failed(&error, true);
+                    Err(error)
+                }
+            },
+            Err(failure) => {
+                let error = halo_error(failure.error);
+                self.write_failed(&error, false);
+                Err(error)
+            }
+        }
+    }
+
+    fn is_teams(&self, halo_id: HaloId) -> bool {
+        self.details
+            .halo_types
+            .get(&halo_id)
+            .is_some_and(|kind| self.settings.teams_types.contains(kind))
+    }
+}
+
+fn halo_error(error: HaloError) -> WriteError {
+    match error {
+        HaloError::NotFound { .. } => WriteError::NotFound,
+        HaloError::RateLimited { .. } | HaloError::Http(_) => {
+            WriteError::Transient(error.to_string())
+        }
+        HaloError::Api { status, .. } if status >= 500 => WriteError::Transient(error.to_string()),
+        other => WriteError::Refused(other.to_string()),
+    }
+}
+
+fn graph_error(error: GraphError) -> WriteError {
+    match error {
+        GraphError::ItemNotFound { .. } => WriteError::NotFound,
+        GraphError::Conflict { .. } => WriteError::Conflict,
+        e if e.is_transient() => WriteError::Transient(e.to_string()),
+        other => WriteError::Refused(other.to_string()),
+    }
+}
+
+/// Graph's `If-Match` value for a stored changeKey.
+fn etag(change_key: &str) -> String {
+    format!("W/\"{change_key}\"")
+}
+
+impl Calendars for MailboxSync<'_> {
+    async fn create_in_halo(
+        &mut self,
+        content: &Appointment,
+        origin: &Item<GraphId>,
+    ) -> Result<Item<HaloId>, WriteError> {
+        let mut row = self
+            .settings
+            .halo_mapping
+            .write(None, self.agent_id, content, self.agents);
+        // The event already exists: Halo's clash warnings must not stop it.
+        row.force = Some(true);
+        row.entryid = Some(origin.id.clone());
+        if let Some(identity) = self.identity(&origin.id) {
+            row.exchange_uid = identity.ical_uid.clone();
+            row.recurring_master_id = identity.series_master_id.clone();
+        }
+        self.save_in_halo(row, WriteKind::Create).await
+    }
+
+    async fn update_in_halo(
+        &mut self,
+        target: &Synced<HaloId>,
+        content: &Appointment,
+    ) -> Result<Item<HaloId>, WriteError> {
+        let mut row =
+            self.settings
+                .halo_mapping
+                .write(Some(target.id), self.agent_id, content, self.agents);
+        row.force = Some(true);
+        self.save_in_halo(row, WriteKind::Update).await
+    }
+
+    async fn delete_in_halo(&mut self, target: &Synced<HaloId>) -> Result<(), WriteError> {
+        self.journal(
+            Side::Halo,
+            WriteKind::Delete,
+            None,
+            &json!({"mailbox": self.mailbox, "halo_id": target.id}),
+        )?;
+        // halosync deletes the Exchange copy itself, under its own policy.
+        self.halo
+            .delete_appointment(target.id, true)
+            .await
+            .map_err(|e| {
+                let error = halo_error(e);
+                self.write_failed(&error, false);
+                error
+            })
+    }
+
+    async fn create_in_exchange(
+        &mut self,
+        content: &Appointment,
+        origin: &Item<HaloId>,
+    ) -> Result<CreatedEvent, WriteError> {
+        let teams = self.is_teams(origin.id);
+        let mut event = self.settings.graph_mapping.write(content, teams);
+        event.set_halo_id(origin.id);
+        let transaction = transaction_id(self.mailbox, origin.id, &origin.version);
+        let payload = serde_json::to_value(GraphCreateIntent {
+            mailbox: self.mailbox.to_string(),
+            agent_id: self.agent_id,
+            halo_id: origin.id,
+            halo_version: origin.version.clone(),
+            halo_fingerprint: origin.content.fingerprint().to_string(),
+            event: event.clone(),
+        })
+        .map_err(|e| WriteError::Refused(e.to_string()))?;
+        self.journal(
+            Side::Exchange,
+            WriteKind::Create,
+            Some(&transaction),
+            &payload,
+        )?;
+        let created = match self
+            .graph
+            .create_event(self.mailbox, &event, &transaction)
+            .await
+        {
+            Ok(created) => created,
+            Err(e) => {
+                let transient = e.is_transient();
+                let error = graph_error(e);
+                self.write_failed(&error, transient);
+                return Err(error);
+            }
+        };
+        self.remember(&created);
+        let item = self.read_event(&created)?;
+        let join_url = item.content.online_meeting_url.clone();
+        let halo = match join_url {
+            // Exchange made the Teams meeting: its link goes back to Halo.
+            Some(url) if teams && origin.content.online_meeting_url.as_ref() != Some(&url) => {
+                let row = crate::halo::Appointment {
+                    id: Some(origin.id),
+                    online_meeting_url: Some(url),
+                    ..crate::halo::Appointment::default()
+                };
+                match self.halo.save_appointments(&[row]).await {
+                    Ok(saved) => saved
+                        .into_iter()
+                        .next()
+                        .and_then(|s| self.settings.halo_mapping.read(&s.appointment, self.agents)),
+                    Err(failure) => {
+                        // The event exists and gets linked; the next run
+                        // copies the link across as a change in Exchange.
+                        tracing::warn!(error = %failure, halo_id = origin.id, "could not write the Teams link back to Halo");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        Ok(CreatedEvent { event: item, halo })
+    }
+
+    async fn update_in_exchange(
+        &mut self,
+        target: &Synced<GraphId>,
+        content: &Appointment,
+    ) -> Result<Item<GraphId>, WriteError> {
+        let event = self.settings.graph_mapping.write(content, false);
+        self.journal(
+            Side::Exchange,
+            WriteKind::Update,
+            None,
+            &json!({"mailbox": self.mailbox, "event_id": target.id}),
+        )?;
+        let updated = self
+            .graph
+            .update_event(
+                self.mailbox,
+                &target.id,
+                &event,
+                Some(&etag(&target.version)),
+            )
+            .await
+            .map_err(|e| {
+                let error = graph_error(e);
+                self.write_failed(&error, false);
+                error
+            })?;
+        self.read_event(&updated)
+    }
+
+    async fn delete_in_exchange(&mut self, target: &Synced<GraphId>) -> Result<(), WriteError> {
+        self.journal(
+            Side::Exchange,
+            WriteKind::Delete,
+            None,
+            &json!({"mailbox": self.mailbox, "event_id": target.id}),
+        )?;
+        self.graph
+            .delete_event(self.mailbox, &target.id, Some(&etag(&target.version)))
+            .await
+            .map_err(|e| {
+                let error = graph_error(e);
+                self.write_failed(&error, false);
+                error
+            })
+    }
+}
+
+impl Links for MailboxSync<'_> {
+    type Error = String;
+
+    fn save(
+        &mut self,
+        link: Option<LinkId>,
+        halo: Option<Synced<HaloId>>,
+        graph: Option<Synced<GraphId>>,
+        origin: Origin,
+    ) -> Result<LinkId, String> {
+        let now = self.clock.now();
+        let intent = self.intent.take();
+        let identity = graph
+            .as_ref()
+            .and_then(|g| self.identity(&g.id))
+            .cloned()
+            .unwrap_or_default();
+        let (agent_id, mailbox) = (self.agent_id, self.mailbox);
+        self.store()?
+            .atomically(|store| {
+                let id = store.save_link(
+                    agent_id,
+                    mailbox,
+                    link,
+                    halo.as_ref(),
+                    graph.as_ref(),
+                    origin,
+                    now,
+                )?;
+                store.set_link_identity(
+                    id,
+                    identity.ical_uid.as_deref(),
+                    identity.series_master_id.as_deref(),
+                )?;
+                if let Some(intent) = intent {
+                    store.finish_intent(intent)?;
+                }
+                Ok(id)
+            })
+            .map_err(|e: crate::store::StoreError| e.to_string())
+    }
+
+    fn remove(&mut self, link: LinkId) -> Result<(), String> {
+        let now = self.clock.now();
+        let intent = self.intent.take();
+        self.store()?
+            .atomically(|store| {
+                store.remove_link(link, now)?;
+                if let Some(intent) = intent {
+                    store.finish_intent(intent)?;
+                }
+                Ok(())
+            })
+            .map_err(|e: crate::store::StoreError| e.to_string())
+    }
+}

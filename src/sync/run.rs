@@ -1,0 +1,346 @@
+//! One run over one agent's calendar: finish interrupted writes, observe
+//! both sides, plan, and apply — or, for a dry run, only plan.
+//!
+//! The same path serves every command that syncs: `sync --once` (the whole
+//! plan), `import` (only bringing Exchange items into Halo, matching first),
+//! `relink` (only linking copies that are already on both sides) and the
+//! daemon's jobs. A mailbox that cannot be read is reported with its
+//! diagnosis and skipped; it never stops the others.
+
+use std::sync::Mutex;
+
+use super::apply::{Applied, apply_with};
+use super::engine::{MailboxSync, Replayed, WriteSettings};
+use super::halo_map::AgentDirectory;
+use super::observe::{Details, ObserveError, Observer};
+use super::plan::{Action, Plan, Policy, Side, Source, plan};
+use crate::clock::Clock;
+use crate::config::SyncConfig;
+use crate::graph::{GraphClient, GraphError, Window};
+use crate::halo::{Agent, HaloClient};
+use crate::store::{AgentHealth, AgentRow, Store};
+
+/// What a run does with its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Everything the plan says, both ways.
+    Sync,
+    /// Only bring Exchange items into Halo (matching those already there);
+    /// series occurrences only when `recurring`.
+    Import { recurring: bool },
+    /// Only link items already on both sides; nothing is written to either.
+    Relink,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    pub mode: Mode,
+    /// Plan and report, change nothing anywhere.
+    pub dry_run: bool,
+    /// Let this run past the mass-deletion guard.
+    pub allow_deletes: bool,
+}
+
+/// How one agent's run ended.
+#[derive(Debug)]
+pub enum AgentOutcome {
+    /// Not read: no connection, no access, an expired sign-in...
+    Skipped {
+        reason: String,
+        diagnosis: Option<String>,
+    },
+    /// A dry run: what would happen.
+    Planned { plan: Plan },
+    Applied {
+        plan: Plan,
+        applied: Applied,
+        replayed: Vec<Replayed>,
+    },
+}
+
+/// One agent's run.
+#[derive(Debug)]
+pub struct AgentRun {
+    pub agent_id: i64,
+    pub mailbox: String,
+    /// Items left out, with why.
+    pub unsynced: Vec<String>,
+    pub outcome: AgentOutcome,
+}
+
+/// What every agent's run shares.
+pub struct Engine<'a> {
+    pub halo: &'a HaloClient,
+    pub store: &'a Mutex<Store>,
+    pub clock: &'a dyn Clock,
+    pub agents: &'a AgentDirectory,
+    pub window: Window,
+    pub policy: Policy,
+    pub settings: WriteSettings,
+}
+
+impl<'a> Engine<'a> {
+    /// The engine for `[sync]`, with the window ending `days_ahead` from now.
+    pub fn new(
+        sync: &SyncConfig,
+        halo: &'a HaloClient,
+        store: &'a Mutex<Store>,
+        clock: &'a dyn Clock,
+        agents: &'a AgentDirectory,
+    ) -> Self {
+        let now = clock.now();
+        Self {
+            halo,
+            store,
+            clock,
+            agents,
+            window: Window::new(
+                now - chrono::Duration::days(i64::from(sync.window.days_past)),
+                now + chrono::Duration::days(i64::from(sync.window.days_ahead)),
+            ),
+            policy: Policy {
+                conflict: sync.conflict_policy,
+                edit_delete: sync.edit_delete_policy,
+                deletes: sync.delete_policy,
+                guard: sync.delete_guard,
+                allow_mass_deletes: false,
+            },
+            settings: WriteSettings {
+                halo_mapping: super::halo_map::HaloMapping::from_config(sync),
+                graph_mapping: super::graph_map::GraphMapping::from_config(sync),
+                teams_types: sync.teams_appointment_type_ids.clone(),
+            },
+        }
+    }
+
+    /// Runs one agent through `graph` (the client of the connection that
+    /// serves it). `connection` is its name, recorded with the agent.
+    pub async fn agent(
+        &self,
+        agent: &Agent,
+        connection: &str,
+        graph: &GraphClient,
+        options: RunOptions,
+        progress: &mut (dyn FnMut(usize, usize) + Send),
+    ) -> AgentRun {
+        let mailbox = agent.mailbox().unwrap_or_default();
+        let mut run = AgentRun {
+            agent_id: agent.id,
+            mailbox: mailbox.clone(),
+            unsynced: Vec::new(),
+            outcome: AgentOutcome::Skipped {
+                reason: String::new(),
+                diagnosis: None,
+            },
+        };
+        let skipped =
+            |reason: String, diagnosis: Option<String>| AgentOutcome::Skipped { reason, diagnosis };
+        if !options.dry_run
+            && let Err(e) = self.note_agent(agent, connection, &mailbox)
+        {
+            run.outcome = skipped(e, None);
+            return run;
+        }
+        let empty = Details::default();
+        let mut writes = MailboxSync::new(
+            self.halo,
+            graph,
+            self.store,
+            self.clock,
+            self.agents,
+            agent.id,
+            &mailbox,
+            &self.settings,
+            &empty,
+        );
+        let replayed = if options.dry_run {
+            Vec::new()
+        } else {
+            match writes.replay().await {
+                Ok(replayed) => replayed,
+                Err(e) => {
+                    run.outcome = skipped(e, None);
+                    return run;
+                }
+            }
+        };
+        let links = match self.store.lock() {
+            Ok(store) => store.links(&mailbox),
+            Err(_) => {
+                run.outcome = skipped("the database handle was poisoned".into(), None);
+                return run;
+            }
+        };
+        let links = match links {
+            Ok(links) => links,
+            Err(e) => {
+                run.outcome = skipped(e.to_string(), None);
+                return run;
+            }
+        };
+        let observer = Observer {
+            halo: self.halo,
+            graph,
+            halo_mapping: self.settings.halo_mapping,
+            graph_mapping: self.settings.graph_mapping,
+            agents: self.agents,
+        };
+        let observation = match observer.full(agent.id, &mailbox, self.window, links).await {
+            Ok(observation) => observation,
+            Err(error) => {
+                let (health, diagnosis) = match &error {
+                    ObserveError::Graph(e) => (health_of(e), e.diagnosis(graph.access())),
+                    ObserveError::Halo(_) => (AgentHealth::Error, None),
+                };
+                if !options.dry_run {
+                    self.set_health(
+                        agent.id,
+                        health,
+                        Some(&error.to_string()),
+                        diagnosis.as_deref(),
+                    );
+                }
+                run.outcome = skipped(error.to_string(), diagnosis);
+                return run;
+            }
+        };
+        run.unsynced = observation.skipped;
+        let policy = Policy {
+            allow_mass_deletes: options.allow_deletes,
+            ..self.policy
+        };
+        let full = plan(&observation.snapshot, &policy);
+        let plan = match options.mode {
+            Mode::Sync => full,
+            Mode::Import { recurring } => for_import(full, recurring, &observation.details),
+            Mode::Relink => for_relink(full),
+        };
+        if options.dry_run {
+            run.outcome = AgentOutcome::Planned { plan };
+            return run;
+        }
+        let mut writes = MailboxSync::new(
+            self.halo,
+            graph,
+            self.store,
+            self.clock,
+            self.agents,
+            agent.id,
+            &mailbox,
+            &self.settings,
+            &observation.details,
+        );
+        let applied = apply_with(plan.actions.clone(), &mut writes, progress).await;
+        let failed = applied.failed.first().map(|(_, why)| why.clone());
+        match failed {
+            Some(why) => self.set_health(agent.id, AgentHealth::Error, Some(&why), None),
+            None => self.set_health(agent.id, AgentHealth::Ok, None, None),
+        }
+        run.outcome = AgentOutcome::Applied {
+            plan,
+            applied,
+            replayed,
+        };
+        run
+    }
+
+    fn note_agent(&self, agent: &Agent, connection: &str, mailbox: &str) -> Result<(), String> {
+        let row = AgentRow {
+            agent_id: agent.id,
+            name: agent.name.clone().unwrap_or_default(),
+            email: agent.email.clone(),
+            mailbox: Some(mailbox.to_string()),
+            connection: Some(connection.to_string()),
+            enabled: true,
+        };
+        self.store
+            .lock()
+            .map_err(|_| "the database handle was poisoned".to_string())?
+            .upsert_agent(&row, self.clock.now())
+            .map_err(|e| e.to_string())
+    }
+
+    fn set_health(
+        &self,
+        agent_id: i64,
+        health: AgentHealth,
+        error: Option<&str>,
+        diagnosis: Option<&str>,
+    ) {
+        let now = self.clock.now();
+        let saved = self
+            .store
+            .lock()
+            .map_err(|_| "the database handle was poisoned".to_string())
+            .and_then(|s| {
+                s.set_agent_health(agent_id, health, error, diagnosis, now)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = saved {
+            tracing::warn!(agent_id, error = %e, "could not record the agent's sync state");
+        }
+    }
+}
+
+fn health_of(error: &GraphError) -> AgentHealth {
+    match error {
+        GraphError::Auth(_) | GraphError::Unauthorized { .. } => AgentHealth::ReauthRequired,
+        GraphError::AccessDenied { .. }
+        | GraphError::MailboxNotEnabled { .. }
+        | GraphError::UnknownUser { .. } => AgentHealth::MailboxUnavailable,
+        _ => AgentHealth::Error,
+    }
+}
+
+/// An import's part of a plan: Exchange items new to Halo are created
+/// there (series occurrences only when `recurring`), and unlinked copies
+/// already on both sides are linked. Nothing else is touched.
+pub fn for_import(plan: Plan, recurring: bool, details: &Details) -> Plan {
+    let in_series = |id: &String| {
+        details
+            .events
+            .get(id)
+            .is_some_and(|identity| identity.series_master_id.is_some())
+    };
+    let actions = plan
+        .actions
+        .into_iter()
+        .filter(|action| match action {
+            Action::Match { .. } => true,
+            Action::Create {
+                to: Side::Halo,
+                link: None,
+                source: Source::Exchange(event),
+                ..
+            } => recurring || !in_series(&event.id),
+            _ => false,
+        })
+        .collect();
+    Plan {
+        actions,
+        conflicts: plan.conflicts,
+        guard: None,
+    }
+}
+
+/// A relink's part of a plan: unlinked copies on both sides are linked as
+/// they stand; nothing is written to Halo or Exchange.
+pub fn for_relink(plan: Plan) -> Plan {
+    let actions = plan
+        .actions
+        .into_iter()
+        .filter_map(|action| match action {
+            Action::Match { halo, graph, .. } => Some(Action::Match {
+                halo,
+                graph,
+                overwrite: None,
+            }),
+            _ => None,
+        })
+        .collect();
+    Plan {
+        actions,
+        conflicts: 0,
+        guard: None,
+    }
+}

@@ -1,0 +1,138 @@
+//! `halosync sync --once` end to end: the real binary against the
+//! simulator, both ways, with every change landing once and nothing
+//! bouncing back.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test should fail loudly
+
+mod common;
+#[path = "common/sync_sim.rs"]
+mod sync_sim;
+
+use serde_json::{Value, json};
+use sync_sim::{SyncSim, appointment, by_subject, day, event, subjects};
+
+fn seed() -> Value {
+    let mut private = event("Dentist", 3, 15, 16);
+    private["sensitivity"] = json!("private");
+    private["body"] = json!({"contentType": "text", "content": "root canal"});
+    json!({
+        "agents": [{"id": 2, "name": "Leah", "email": "leah@contoso.com"},
+                   {"id": 3, "name": "Amir", "email": "amir@contoso.com"}],
+        "mailboxes": [{"upn": "leah@contoso.com"}, {"upn": "amir@contoso.com"}],
+        "events": {"leah@contoso.com": [event("Server room audit", 1, 9, 10), event("Stand-up", 2, 9, 10), private]},
+        "appointments": [appointment("Printer repair", 2, 2, 13, 14), appointment("Stand-up", 2, 2, 9, 10)]
+    })
+}
+
+/// Requests that changed something upstream, by route.
+fn writes(state: &Value) -> usize {
+    state["requests"]["by_route"]
+        .as_object()
+        .expect("by_route")
+        .iter()
+        .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("token"))
+        .map(|(_, n)| n.as_u64().unwrap_or(0) as usize)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_carries_each_side_across_once_and_then_rests() {
+    let sim = SyncSim::start(seed(), "").await;
+    let out = sim.expect(&["sync", "--once"], 0).await;
+    assert!(
+        out.contains("create in Halo: \"Server room audit\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("create in Exchange: \"Printer repair\""),
+        "{out}"
+    );
+    assert!(out.contains("link: \"Stand-up\""), "{out}");
+
+    let appointments = sim.appointments().await;
+    assert_eq!(appointments.len(), 4, "{appointments:#?}");
+    assert_eq!(
+        subjects(&appointments),
+        ["", "Printer repair", "Server room audit", "Stand-up"]
+    );
+    // The private event reached Halo as its times only.
+    let private = by_subject(&appointments, "");
+    assert_eq!(private["is_private"], json!(true));
+    assert!(!private.to_string().contains("root canal"));
+    let events = sim.events("leah@contoso.com").await;
+    assert_eq!(
+        subjects(&events),
+        ["Dentist", "Printer repair", "Server room audit", "Stand-up"]
+    );
+    // The Halo copy names its event.
+    let audit_event = by_subject(&events, "Server room audit");
+    let audit = by_subject(&appointments, "Server room audit");
+    assert_eq!(audit["entryid"], sim.seeded_event("leah@contoso.com", 0));
+    // (The Exchange copy's marker is proven by the relink test.)
+    let repair = by_subject(&appointments, "Printer repair");
+
+    // A second run finds nothing to do and writes nothing.
+    let before = sim.state().await;
+    let again = sim.expect(&["sync", "--once"], 0).await;
+    assert_eq!(again.matches("nothing to do").count(), 2, "{again}");
+    assert_eq!(writes(&sim.state().await), writes(&before));
+
+    // An edit on each side lands on the other, once.
+    sim.act(json!({"op": "update_event", "mailbox": "leah@contoso.com",
+                   "id": audit_event["id"], "patch": {"subject": "Server room audit (rescheduled)",
+                   "start": {"dateTime": format!("{}T11:00:00", day(1)), "timeZone": "UTC"},
+                   "end": {"dateTime": format!("{}T12:00:00", day(1)), "timeZone": "UTC"}}}))
+        .await;
+    sim.act(json!({"op": "update_appointment", "id": repair["id"],
+                   "changes": {"note": "Bring toner", "start_date": format!("{}T15:00:00", day(2)),
+                               "end_date": format!("{}T16:00:00", day(2))}}))
+        .await;
+    let out = sim.expect(&["sync", "--once"], 0).await;
+    assert!(
+        out.contains("update in Halo: \"Server room audit (rescheduled)\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("update in Exchange: \"Printer repair\""),
+        "{out}"
+    );
+    let audit = sim
+        .appointments()
+        .await
+        .into_iter()
+        .find(|a| a["id"] == audit["id"])
+        .expect("still there");
+    assert_eq!(audit["subject"], "Server room audit (rescheduled)");
+    assert!(
+        audit["start_date"].as_str().unwrap().ends_with("T11:00:00"),
+        "{audit}"
+    );
+    let events = sim.events("leah@contoso.com").await;
+    let repair_event = by_subject(&events, "Printer repair");
+    assert!(
+        repair_event["start"]["dateTime"]
+            .as_str()
+            .unwrap()
+            .contains("T15:00:00")
+    );
+    assert_eq!(repair_event["body"]["content"], "Bring toner");
+
+    // Its own writes coming back are not changes: no ping-pong.
+    let before = sim.state().await;
+    let rest = sim.expect(&["sync", "--once"], 0).await;
+    assert_eq!(rest.matches("nothing to do").count(), 2, "{rest}");
+    assert_eq!(writes(&sim.state().await), writes(&before));
+
+    // A deletion in Exchange is carried to Halo.
+    let standup = by_subject(&events, "Stand-up").clone();
+    sim.act(json!({"op": "delete_event", "mailbox": "leah@contoso.com", "id": standup["id"]}))
+        .await;
+    let out = sim.expect(&["sync", "--once"], 0).await;
+    assert!(
+        out.contains("delete in Halo (deleted on the other side)"),
+        "{out}"
+    );
+    assert_eq!(
+        subjects(&sim.appointments().await),
+        ["", "Printer repair", "Server room audit (rescheduled)"]
+    );
+}

@@ -1,0 +1,178 @@
+//! A simulator, a config pointing at it, and the real binary: what the
+//! end-to-end sync tests share.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use halosync::sim::server::RunningSimulator;
+use serde_json::{Value, json};
+
+use crate::common::{Workspace, halosync, stderr, stdout};
+
+/// A day `offset` days from today, inside the default sync window whenever
+/// the test runs.
+pub fn day(offset: i64) -> String {
+    use halosync::clock::Clock;
+    (halosync::clock::SystemClock.now() + chrono::Duration::days(offset))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// A Graph event JSON in UTC on `day(offset)` from `from` to `to` o'clock.
+pub fn event(subject: &str, offset: i64, from: u32, to: u32) -> Value {
+    let date = day(offset);
+    json!({"subject": subject,
+           "start": {"dateTime": format!("{date}T{from:02}:00:00"), "timeZone": "UTC"},
+           "end": {"dateTime": format!("{date}T{to:02}:00:00"), "timeZone": "UTC"}})
+}
+
+/// A Halo appointment JSON for `agent_id`.
+pub fn appointment(subject: &str, agent_id: i64, offset: i64, from: u32, to: u32) -> Value {
+    json!({"subject": subject, "agent_id": agent_id,
+           "start_date": format!("{}T{from:02}:00:00", day(offset)),
+           "end_date": format!("{}T{to:02}:00:00", day(offset))})
+}
+
+pub struct SyncSim {
+    pub sim: RunningSimulator,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub workspace: Workspace,
+    pub config: PathBuf,
+    /// What seeding answered (the ids it assigned).
+    pub seeded: Value,
+}
+
+impl SyncSim {
+    /// A simulator seeded with `seed` and a config for it with `extra`
+    /// appended (e.g. a `[sync]` table).
+    pub async fn start(seed: Value, extra: &str) -> Self {
+        let sim = RunningSimulator::start_local().await.expect("sim");
+        let base = sim.simulator.base_url().to_string();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let workspace = Workspace::new();
+        let config = workspace.write_private(
+            "halosync.toml",
+            &format!("{}\n{extra}\n", sim.simulator.config_snippet()),
+        );
+        let mut this = Self {
+            sim,
+            base,
+            http,
+            workspace,
+            config,
+            seeded: Value::Null,
+        };
+        this.seeded = this.post("seed", &seed).await;
+        this
+    }
+
+    /// The immutable id of the `n`th event seeded into `mailbox`.
+    pub fn seeded_event(&self, mailbox: &str, n: usize) -> String {
+        self.seeded["graph"]["events"][mailbox][n]["immutable_id"]
+            .as_str()
+            .expect("seeded event")
+            .to_string()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}_sim/{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("sim control");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert!(status.is_success(), "_sim/{path} {body}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// A person's change through the control API.
+    pub async fn act(&self, body: Value) -> Value {
+        self.post("act", &body).await
+    }
+
+    pub async fn state(&self) -> Value {
+        self.http
+            .get(format!("{}_sim/state", self.base))
+            .send()
+            .await
+            .expect("state")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Runs the real binary with `args` and this config.
+    pub async fn halosync(&self, args: &[&str]) -> Output {
+        let mut command = halosync();
+        command
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("HALOSYNC_SIM_SECRET", "anything");
+        tokio::task::spawn_blocking(move || command.output().expect("run halosync"))
+            .await
+            .expect("join")
+    }
+
+    /// Runs the binary and asserts its exit code; returns its stdout.
+    pub async fn expect(&self, args: &[&str], code: i32) -> String {
+        let output = self.halosync(args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "halosync {args:?}\nstdout:\n{}\nstderr:\n{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+
+    /// The live (not deleted) Halo appointments.
+    pub async fn appointments(&self) -> Vec<Value> {
+        self.state().await["appointments"]
+            .as_array()
+            .expect("appointments")
+            .iter()
+            .filter(|a| a["deleted"] != json!(true))
+            .cloned()
+            .collect()
+    }
+
+    /// The events (masters, singles, exceptions) of a mailbox.
+    pub async fn events(&self, mailbox: &str) -> Vec<Value> {
+        self.state().await["events"][mailbox]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.workspace.path("halosync-sim.db")
+    }
+}
+
+/// The subjects of `items`, sorted.
+pub fn subjects(items: &[Value]) -> Vec<String> {
+    let mut subjects: Vec<String> = items
+        .iter()
+        .map(|i| i["subject"].as_str().unwrap_or_default().to_string())
+        .collect();
+    subjects.sort();
+    subjects
+}
+
+/// The one item with `subject`.
+pub fn by_subject<'a>(items: &'a [Value], subject: &str) -> &'a Value {
+    let found: Vec<&Value> = items.iter().filter(|i| i["subject"] == subject).collect();
+    assert_eq!(found.len(), 1, "exactly one {subject:?} in {items:#?}");
+    found[0]
+}
