@@ -189,6 +189,7 @@ async fn a_failing_authinfo_falls_back_to_base_auth() {
                     method: None,
                     path_contains: Some("authinfo".into()),
                     count: 1,
+                    skip: 0,
                     action: FaultAction::Status {
                         status: 404,
                         retry_after_seconds: None,

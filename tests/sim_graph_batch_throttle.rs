@@ -167,6 +167,7 @@ async fn injected_faults_use_graph_error_bodies() {
                     method: Some("GET".into()),
                     path_contains: Some("/events".into()),
                     count: 1,
+                    skip: 0,
                     action: FaultAction::Status {
                         status: 503,
                         retry_after_seconds: Some(7),

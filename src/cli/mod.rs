@@ -94,9 +94,9 @@ pub enum Command {
     /// Bring the existing Exchange appointments in the window into Halo,
     /// linking those already on both sides first (resumable; safe to rerun).
     Import(sync::ImportArgs),
-    /// Rebuild lost links (e.g. after restoring or losing the database)
-    /// from halosync's markers and from copies already on both sides;
-    /// writes nothing to Halo or Exchange.
+    /// Rebuild lost links (after losing or restoring the database) from
+    /// halosync's markers and from copies already on both sides; creates
+    /// and deletes nothing.
     Relink(sync::RelinkArgs),
     /// Look after the SQLite database named by store.path in the config.
     #[command(subcommand)]

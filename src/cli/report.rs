@@ -58,13 +58,20 @@ pub(super) fn describe(action: &Action) -> Option<String> {
         ),
         Action::Delete { to, reason, .. } => format!("delete in {} ({})", side(*to), why(*reason)),
         Action::Match {
-            halo, overwrite, ..
+            halo,
+            graph,
+            overwrite,
         } => match overwrite {
             None => format!("link: {} (already on both sides)", summary(&halo.content)),
+            // Shown as the copy it becomes.
             Some(to) => format!(
                 "link and update in {}: {} (already on both sides, details differ)",
                 side(*to),
-                summary(&halo.content)
+                summary(if *to == Side::Halo {
+                    &graph.content
+                } else {
+                    &halo.content
+                })
             ),
         },
         Action::Record { .. } | Action::Forget { .. } => return None,

@@ -33,7 +33,8 @@ pub enum FaultAction {
 }
 
 /// Fail the next `count` requests that match `method` and `path_contains`
-/// (both optional; absent matches everything).
+/// (both optional; absent matches everything), after letting the first
+/// `skip` of them through (to fail part-way through a run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultRule {
     #[serde(default)]
@@ -41,6 +42,8 @@ pub struct FaultRule {
     #[serde(default)]
     pub path_contains: Option<String>,
     pub count: u32,
+    #[serde(default)]
+    pub skip: u32,
     pub action: FaultAction,
 }
 
@@ -127,6 +130,10 @@ impl FaultPlan {
                     .is_none_or(|p| path.contains(p))
         });
         if let Some(rule) = matching {
+            if rule.skip > 0 {
+                rule.skip -= 1;
+                return None;
+            }
             rule.count -= 1;
             let action = rule.action.clone();
             state.settings.rules.retain(|r| r.count > 0);
@@ -260,6 +267,7 @@ mod tests {
             method: Some("POST".into()),
             path_contains: Some("/events".into()),
             count: 2,
+            skip: 0,
             action: status(503),
         }]);
         assert_eq!(plan.next_fault("GET", "/v1.0/users/a/events"), None);
@@ -273,6 +281,22 @@ mod tests {
             Some(status(503))
         );
         assert_eq!(plan.next_fault("POST", "/v1.0/users/a/events"), None);
+    }
+
+    #[test]
+    fn a_rule_can_let_its_first_matches_through() {
+        let plan = FaultPlan::new();
+        plan.add_rules([FaultRule {
+            method: None,
+            path_contains: None,
+            count: 1,
+            skip: 2,
+            action: status(500),
+        }]);
+        let failed: Vec<bool> = (0..4)
+            .map(|_| plan.next_fault("POST", "/api/Appointment").is_some())
+            .collect();
+        assert_eq!(failed, [false, false, true, false]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub enum Mode {
     /// Only bring Exchange items into Halo (matching those already there);
     /// series occurrences only when `recurring`.
     Import { recurring: bool },
-    /// Only link items already on both sides; nothing is written to either.
+    /// Only link items already on both sides (rebuilding lost links).
     Relink,
 }
 
@@ -323,24 +323,19 @@ pub fn for_import(plan: Plan, recurring: bool, details: &Details) -> Plan {
     }
 }
 
-/// A relink's part of a plan: unlinked copies on both sides are linked as
-/// they stand; nothing is written to Halo or Exchange.
+/// A relink's part of a plan: unlinked copies already on both sides are
+/// linked again (by halosync's markers, else by agent, start, end and
+/// subject). Where two copies differ, the conflict policy decides which
+/// one the other becomes, as in any match; nothing is created or deleted.
 pub fn for_relink(plan: Plan) -> Plan {
     let actions = plan
         .actions
         .into_iter()
-        .filter_map(|action| match action {
-            Action::Match { halo, graph, .. } => Some(Action::Match {
-                halo,
-                graph,
-                overwrite: None,
-            }),
-            _ => None,
-        })
+        .filter(|action| matches!(action, Action::Match { .. }))
         .collect();
     Plan {
         actions,
-        conflicts: 0,
+        conflicts: plan.conflicts,
         guard: None,
     }
 }

@@ -20,6 +20,15 @@ pub fn day(offset: i64) -> String {
         .to_string()
 }
 
+/// The English weekday name of `day(offset)` (for recurrence patterns).
+pub fn weekday(offset: i64) -> String {
+    use halosync::clock::Clock;
+    (halosync::clock::SystemClock.now() + chrono::Duration::days(offset))
+        .format("%A")
+        .to_string()
+        .to_lowercase()
+}
+
 /// A Graph event JSON in UTC on `day(offset)` from `from` to `to` o'clock.
 pub fn event(subject: &str, offset: i64, from: u32, to: u32) -> Value {
     let date = day(offset);
