@@ -129,7 +129,9 @@ impl HaloMapping {
     ) -> HaloAppointment {
         let mut row = HaloAppointment {
             id,
-            agent_id: Some(agent_id),
+            // Named on a create only: Halo resets the additional agents of
+            // an update that names the primary agent without them.
+            agent_id: id.is_none().then_some(agent_id),
             start_date: Some(content.start),
             end_date: Some(content.end),
             allday: Some(content.all_day),
@@ -261,6 +263,13 @@ mod tests {
             .expect("syncable")
             .content;
         let mut saved = mapping.write(Some(41), 2, &original, &directory());
+        assert_eq!(saved.agent_id, None, "an update never re-assigns");
+        assert_eq!(
+            mapping.write(None, 2, &original, &directory()).agent_id,
+            Some(2)
+        );
+        // Halo answers a save with the whole row.
+        saved.agent_id = Some(2);
         saved.last_modified = Some(at(10));
         let again = mapping.read(&saved, &directory()).expect("syncable");
         assert_eq!(again.content.fingerprint(), original.fingerprint());
