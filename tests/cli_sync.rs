@@ -128,7 +128,7 @@ async fn a_sync_carries_each_side_across_once_and_then_rests() {
         .await;
     let out = sim.expect(&["sync", "--once"], 0).await;
     assert!(
-        out.contains("delete in Halo (deleted on the other side)"),
+        out.contains("delete in Halo: appointment ") && out.contains("(deleted on the other side)"),
         "{out}"
     );
     assert_eq!(

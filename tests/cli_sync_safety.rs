@@ -88,7 +88,7 @@ async fn a_dry_run_changes_nothing_anywhere() {
     let out = sim.expect(&["sync", "--once", "--dry-run"], 0).await;
     for expected in [
         "would update in Halo: \"Audit (moved)\"",
-        "would delete in Halo (deleted on the other side)",
+        "would delete in Halo: appointment ",
         "would update in Exchange: \"Printer repair (urgent)\"",
         "would create in Halo: \"New\"",
     ] {

@@ -12,6 +12,7 @@ use crate::logging;
 mod check;
 mod connections;
 mod db;
+mod demo;
 mod report;
 mod sim;
 mod sync;
@@ -98,6 +99,9 @@ pub enum Command {
     /// halosync's markers and from copies already on both sides; creates
     /// and deletes nothing.
     Relink(sync::RelinkArgs),
+    /// Try halosync with nothing to set up: a real import and two-way sync
+    /// against the built-in simulator, printing what it did.
+    Demo(demo::DemoArgs),
     /// Look after the SQLite database named by store.path in the config.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -142,6 +146,12 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(config) => db::run(command, &config),
             Err(code) => code,
         },
+        Command::Demo(ref args) => {
+            if let Err(code) = init_logging(&cli, &env, None) {
+                return code;
+            }
+            demo::run(args)
+        }
         Command::Sim(ref args) => {
             if let Err(code) = init_logging(&cli, &env, None) {
                 return code;

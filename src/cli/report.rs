@@ -2,7 +2,7 @@
 //! summary table at the end.
 
 use crate::model::Appointment;
-use crate::sync::plan::{Action, Plan, Reason, Side};
+use crate::sync::plan::{Action, Plan, Reason, Side, Target};
 use crate::sync::run::{AgentOutcome, AgentRun};
 
 fn side(side: Side) -> &'static str {
@@ -23,6 +23,12 @@ fn summary(content: &Appointment) -> String {
         content.start.format("%Y-%m-%d %H:%M"),
         content.end.format("%H:%M UTC")
     )
+}
+
+/// The end of an Exchange id: enough to tell events apart in a listing.
+fn tail(id: &str) -> &str {
+    let start = id.char_indices().rev().nth(11).map_or(0, |(at, _)| at);
+    &id[start..]
 }
 
 fn why(reason: Reason) -> String {
@@ -56,7 +62,15 @@ pub(super) fn describe(action: &Action) -> Option<String> {
             summary(source.content()),
             why(*reason)
         ),
-        Action::Delete { to, reason, .. } => format!("delete in {} ({})", side(*to), why(*reason)),
+        Action::Delete {
+            to, target, reason, ..
+        } => {
+            let what = match target {
+                Target::Halo(t) => format!("appointment {}", t.id),
+                Target::Exchange(t) => format!("event …{}", tail(&t.id)),
+            };
+            format!("delete in {}: {what} ({})", side(*to), why(*reason))
+        }
         Action::Match {
             halo,
             graph,

@@ -14,7 +14,8 @@ use crate::halo::Agent;
 use crate::http::{MemoryRequestLog, SharedRequestLog, spawn_store_writer};
 use crate::store::{Store, StoreError};
 use crate::sync::halo_map::AgentDirectory;
-use crate::sync::run::{AgentOutcome, Engine, Mode, RunOptions};
+pub(super) use crate::sync::run::Mode;
+use crate::sync::run::{AgentOutcome, Engine, RunOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
@@ -69,7 +70,7 @@ pub fn sync(config: &Config, args: &SyncArgs) -> ExitCode {
         dry_run: args.dry_run,
         allow_deletes: args.allow_deletes,
     };
-    super::block_on(run(config, args.agent.as_deref(), options))
+    super::block_on(run_once(config, args.agent.as_deref(), options))
 }
 
 pub fn import(config: &Config, args: &ImportArgs) -> ExitCode {
@@ -80,7 +81,7 @@ pub fn import(config: &Config, args: &ImportArgs) -> ExitCode {
         dry_run: args.dry_run,
         allow_deletes: false,
     };
-    super::block_on(run(config, args.agent.as_deref(), options))
+    super::block_on(run_once(config, args.agent.as_deref(), options))
 }
 
 pub fn relink(config: &Config, args: &RelinkArgs) -> ExitCode {
@@ -89,7 +90,7 @@ pub fn relink(config: &Config, args: &RelinkArgs) -> ExitCode {
         dry_run: args.dry_run,
         allow_deletes: false,
     };
-    super::block_on(run(config, args.agent.as_deref(), options))
+    super::block_on(run_once(config, args.agent.as_deref(), options))
 }
 
 /// `plan`: the same as `sync --once --dry-run`.
@@ -99,7 +100,7 @@ pub fn plan(config: &Config, agent: Option<&str>) -> ExitCode {
         dry_run: true,
         allow_deletes: false,
     };
-    super::block_on(run(config, agent, options))
+    super::block_on(run_once(config, agent, options))
 }
 
 /// The database a run uses: the real one (owned, migrated) for a run that
@@ -113,7 +114,12 @@ fn open_store(config: &Config, dry_run: bool) -> Result<Store, StoreError> {
     }
 }
 
-async fn run(config: &Config, agent: Option<&str>, options: RunOptions) -> ExitCode {
+/// One run over the served agents (or only `agent`), printed.
+pub(super) async fn run_once(
+    config: &Config,
+    agent: Option<&str>,
+    options: RunOptions,
+) -> ExitCode {
     let store = match open_store(config, options.dry_run) {
         Ok(store) => Arc::new(Mutex::new(store)),
         Err(e) => {
@@ -176,6 +182,12 @@ async fn run_agents(
         &store,
         session.clock.as_ref(),
         &directory,
+        session
+            .agents
+            .iter()
+            .filter(|agent| served(config, agent))
+            .filter_map(Agent::mailbox)
+            .collect(),
     );
     let progress = Progress::new(options);
     let mut rows: Vec<(String, Option<Tally>)> = Vec::new();

@@ -393,17 +393,29 @@ impl GraphClient {
                 reply.request_id.clone(),
                 &reply.body,
             );
-            tracing::warn!(
-                connection = %self.inner.connection,
-                method = %reply.method,
-                path = %reply.path,
-                status = reply.status.as_u16(),
-                request_id = reply.request_id.as_deref().unwrap_or("-"),
-                %client_request_id,
-                attempts = reply.attempts,
-                %error,
-                "Graph request failed"
-            );
+            macro_rules! failed {
+                ($level:expr) => {
+                    tracing::event!(
+                        $level,
+                        connection = %self.inner.connection,
+                        method = %reply.method,
+                        path = %reply.path,
+                        status = reply.status.as_u16(),
+                        request_id = reply.request_id.as_deref().unwrap_or("-"),
+                        %client_request_id,
+                        attempts = reply.attempts,
+                        %error,
+                        "Graph request failed"
+                    )
+                };
+            }
+            // "Not found" is an answer (a deletion confirmed, an occurrence
+            // cancelled): the caller decides whether it is a problem.
+            if matches!(error, GraphError::ItemNotFound { .. }) {
+                failed!(tracing::Level::DEBUG);
+            } else {
+                failed!(tracing::Level::WARN);
+            }
             return Err(error);
         }
     }

@@ -59,6 +59,9 @@ pub struct Event {
     pub attendees: Option<Vec<Attendee>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organizer: Option<Recipient>,
+    /// False on an attendee's copy of someone else's meeting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_organizer: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_online_meeting: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -193,6 +193,61 @@ impl Simulator {
         parts.clock.advance(-parts.clock.offset());
     }
 
+    /// `POST /_sim/act` in process: dispatches on the action's `op`:
+    /// `*_event` acts in Exchange, `*_appointment` in Halo.
+    pub async fn act_json(&self, value: Value) -> Result<Value, String> {
+        let op = value.get("op").and_then(Value::as_str).unwrap_or_default();
+        if op.ends_with("_event") {
+            match serde_json::from_value(value) {
+                Ok(action) => self
+                    .parts
+                    .graph
+                    .act(action)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(format!("invalid Exchange action: {e}")),
+            }
+        } else if op.ends_with("_appointment") {
+            match serde_json::from_value(value) {
+                Ok(action) => self.parts.halo.act(action).await.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("invalid Halo action: {e}")),
+            }
+        } else {
+            Err(format!(
+                "unknown op `{op}`: expected create_event, update_event, delete_event, \
+                 create_appointment, update_appointment or delete_appointment"
+            ))
+        }
+    }
+
+    /// `GET /_sim/state` in process.
+    pub fn state_json(&self) -> Value {
+        let parts = &self.parts;
+
+        let identity = parts.identity.state();
+        let graph = parts.graph.state();
+        let halo = parts.halo.state();
+        let mut by_route = BTreeMap::new();
+        by_route.extend(identity.by_route.clone());
+        by_route.extend(graph.by_route.clone());
+        by_route.extend(halo.by_route.clone());
+        json!({
+            "events": graph.events,
+            "appointments": halo.appointments,
+            "invitations": graph.invitations,
+            "subscriptions": graph.subscriptions,
+            "deliveries": graph.deliveries,
+            "identity": { "apps": identity.apps, "users": identity.users, "live_refresh_tokens": identity.live_refresh_tokens },
+            "requests": {
+                "identity": identity.requests,
+                "graph": graph.requests,
+                "halo": halo.requests,
+                "by_route": by_route,
+            },
+            "clock": crate::clock::Clock::now(parts.clock.as_ref()),
+        })
+    }
+
     /// Seeds from a `POST /_sim/seed` body; returns the ids assigned.
     pub fn seed_json(&self, body: &[u8]) -> Result<Value, String> {
         parse(body).and_then(|request| self.seed_all(request))
@@ -276,30 +331,11 @@ async fn seed(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response
     respond(parse(&body).and_then(|request| sim.seed_all(request)))
 }
 
-/// Dispatches on the action's `op`: `*_event` acts in Exchange, `*_appointment` in Halo.
 async fn act(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response {
-    let value: Value = match parse(&body) {
-        Ok(value) => value,
-        Err(message) => return bad_request(message),
-    };
-    let op = value.get("op").and_then(Value::as_str).unwrap_or_default();
-    let outcome = if op.ends_with("_event") {
-        match serde_json::from_value(value) {
-            Ok(action) => sim.parts.graph.act(action).await.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("invalid Exchange action: {e}")),
-        }
-    } else if op.ends_with("_appointment") {
-        match serde_json::from_value(value) {
-            Ok(action) => sim.parts.halo.act(action).await.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("invalid Halo action: {e}")),
-        }
-    } else {
-        Err(format!(
-            "unknown op `{op}`: expected create_event, update_event, delete_event, \
-             create_appointment, update_appointment or delete_appointment"
-        ))
-    };
-    respond(outcome)
+    match parse(&body) {
+        Ok(value) => respond(sim.act_json(value).await),
+        Err(message) => bad_request(message),
+    }
 }
 
 async fn faults(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response {
@@ -330,29 +366,7 @@ async fn faults(State(sim): State<Simulator>, body: axum::body::Bytes) -> Respon
 }
 
 async fn state(State(sim): State<Simulator>) -> Json<Value> {
-    let parts = &sim.parts;
-    let identity = parts.identity.state();
-    let graph = parts.graph.state();
-    let halo = parts.halo.state();
-    let mut by_route = BTreeMap::new();
-    by_route.extend(identity.by_route.clone());
-    by_route.extend(graph.by_route.clone());
-    by_route.extend(halo.by_route.clone());
-    Json(json!({
-        "events": graph.events,
-        "appointments": halo.appointments,
-        "invitations": graph.invitations,
-        "subscriptions": graph.subscriptions,
-        "deliveries": graph.deliveries,
-        "identity": { "apps": identity.apps, "users": identity.users, "live_refresh_tokens": identity.live_refresh_tokens },
-        "requests": {
-            "identity": identity.requests,
-            "graph": graph.requests,
-            "halo": halo.requests,
-            "by_route": by_route,
-        },
-        "clock": crate::clock::Clock::now(parts.clock.as_ref()),
-    }))
+    Json(sim.state_json())
 }
 
 /// A simulator serving on a listener until stopped.

@@ -8,7 +8,7 @@
 //! observed; an error is not observed either, so nothing is ever deleted
 //! because a read failed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::graph::model::Event;
 use crate::graph::{GraphClient, GraphError, Window};
@@ -90,6 +90,29 @@ pub struct Observer<'a> {
     pub halo_mapping: HaloMapping,
     pub graph_mapping: GraphMapping,
     pub agents: &'a AgentDirectory,
+    /// Every mailbox halosync syncs (lower-case): an invitation one of
+    /// them sent is synced through that organizer's calendar only.
+    pub served: &'a BTreeSet<String>,
+}
+
+/// Why `event`, seen in `mailbox`, is synced through another calendar: it
+/// is an attendee's copy of a meeting another served technician organizes.
+/// Syncing the copy too would give Halo a second appointment for the same
+/// meeting (the organizer's carries this technician as an additional agent).
+pub fn synced_elsewhere(event: &Event, mailbox: &str, served: &BTreeSet<String>) -> Option<String> {
+    if event.is_organizer != Some(false) {
+        return None;
+    }
+    let organizer = event
+        .organizer
+        .as_ref()?
+        .email_address
+        .address
+        .as_deref()?
+        .trim()
+        .to_ascii_lowercase();
+    (organizer != mailbox.trim().to_ascii_lowercase() && served.contains(&organizer))
+        .then(|| format!("an invitation from {organizer}, synced through their calendar"))
 }
 
 impl Observer<'_> {
@@ -156,6 +179,13 @@ impl Observer<'_> {
             }
         }
         for event in self.graph.calendar_view(mailbox, window).await? {
+            if let Some(why) = synced_elsewhere(&event, mailbox, self.served) {
+                skipped.push(format!(
+                    "\"{}\": {why}",
+                    event.subject.as_deref().unwrap_or("")
+                ));
+                continue;
+            }
             match self.graph_mapping.read(&event, mailbox) {
                 Ok(item) => {
                     details.note_event(&event, &mut snapshot);
@@ -210,5 +240,58 @@ impl Observer<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::model::{EmailAddress, Recipient};
+
+    #[test]
+    fn invitations_from_served_technicians_are_synced_through_the_organizer() {
+        let served: BTreeSet<String> = ["leah@contoso.com", "amir@contoso.com"]
+            .map(String::from)
+            .into();
+        let copy = |organizer: &str, is_organizer: Option<bool>| Event {
+            is_organizer,
+            organizer: Some(Recipient {
+                email_address: EmailAddress {
+                    address: Some(organizer.into()),
+                    name: None,
+                },
+            }),
+            ..Event::default()
+        };
+        assert!(
+            synced_elsewhere(
+                &copy("Leah@Contoso.com", Some(false)),
+                "amir@contoso.com",
+                &served
+            )
+            .is_some()
+        );
+        // A customer's invitation, the organizer's own event, or no answer
+        // about who organizes: synced here.
+        assert!(
+            synced_elsewhere(
+                &copy("bob@fabrikam.com", Some(false)),
+                "amir@contoso.com",
+                &served
+            )
+            .is_none()
+        );
+        assert!(
+            synced_elsewhere(
+                &copy("amir@contoso.com", Some(true)),
+                "amir@contoso.com",
+                &served
+            )
+            .is_none()
+        );
+        assert!(
+            synced_elsewhere(&copy("leah@contoso.com", None), "amir@contoso.com", &served)
+                .is_none()
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! daemon's jobs. A mailbox that cannot be read is reported with its
 //! diagnosis and skipped; it never stops the others.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use super::apply::{Applied, apply_with};
@@ -74,6 +75,8 @@ pub struct Engine<'a> {
     pub store: &'a Mutex<Store>,
     pub clock: &'a dyn Clock,
     pub agents: &'a AgentDirectory,
+    /// Every mailbox this configuration syncs (lower-case).
+    pub served: BTreeSet<String>,
     pub window: Window,
     pub policy: Policy,
     pub settings: WriteSettings,
@@ -87,6 +90,7 @@ impl<'a> Engine<'a> {
         store: &'a Mutex<Store>,
         clock: &'a dyn Clock,
         agents: &'a AgentDirectory,
+        served: BTreeSet<String>,
     ) -> Self {
         let now = clock.now();
         Self {
@@ -94,6 +98,7 @@ impl<'a> Engine<'a> {
             store,
             clock,
             agents,
+            served,
             window: Window::new(
                 now - chrono::Duration::days(i64::from(sync.window.days_past)),
                 now + chrono::Duration::days(i64::from(sync.window.days_ahead)),
@@ -184,6 +189,7 @@ impl<'a> Engine<'a> {
             halo_mapping: self.settings.halo_mapping,
             graph_mapping: self.settings.graph_mapping,
             agents: self.agents,
+            served: &self.served,
         };
         let observation = match observer.full(agent.id, &mailbox, self.window, links).await {
             Ok(observation) => observation,
