@@ -1,0 +1,227 @@
+//! The incremental pass: only what changed since the previous cursors.
+//!
+//! Exchange: one calendarView delta round from the saved delta link. Changed
+//! events are observed; `@removed` ids, cancelled events and occurrences
+//! that could not be read in full are suspects, and a suspect a link names
+//! is read back (gone → deleted; still in the window → observed; elsewhere
+//! or unreadable → not observed). A link Graph no longer knows (410,
+//! `syncStateNotFound`) restarts the round over the window: everything comes
+//! back as present and the planner matches it against the links — it is
+//! never read as "everything was deleted".
+//!
+//! Halo: the agent's appointments modified since the cursor (less
+//! [`HALO_CURSOR_OVERLAP`]), soft-deleted ones included, since that is the
+//! only way a deletion shows up. Halo marks a deleted row in no way (see
+//! `sim::halo`), so when the listing holds anything new a second listing
+//! without deleted rows tells the live ones apart, and a linked row only the
+//! first listing had is read back. When nothing changed that is one page.
+//!
+//! What was not announced is not observed; deletions a round did not report
+//! are found by the periodic full pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Cursors, Observation, ObserveError, Observer, ReadBack, halo_query, newest_modified};
+use crate::graph::{DeltaRound, GraphError, Window};
+use crate::halo::{Appointment as HaloAppointment, HaloError};
+use crate::sync::plan::{GraphId, HaloId, Link, Seen, Snapshot};
+
+/// How far before the cursor a Halo read starts again: a row saved just
+/// before the newest one seen can become visible after it (clocks of Halo's
+/// servers and commit order differ). Re-reading an unchanged row costs
+/// nothing but a row of the page: the planner finds its version unchanged.
+pub const HALO_CURSOR_OVERLAP: Duration = Duration::minutes(2);
+
+impl Observer<'_> {
+    /// What changed for agent `agent_id` in `mailbox` since `previous`
+    /// (with no previous cursor, that side is read whole).
+    pub async fn incremental(
+        &self,
+        agent_id: i64,
+        mailbox: &str,
+        window: Window,
+        links: Vec<Link>,
+        previous: &Cursors,
+    ) -> Result<Observation, ObserveError> {
+        let mut snapshot = Snapshot {
+            links,
+            ..Snapshot::default()
+        };
+        let mut skipped = Vec::new();
+        let halo_modified = self
+            .halo_changes(
+                agent_id,
+                window,
+                previous.halo_modified,
+                &mut snapshot,
+                &mut skipped,
+            )
+            .await?;
+        let delta_link = self
+            .exchange_changes(
+                mailbox,
+                window,
+                previous.delta_link.as_deref(),
+                &mut snapshot,
+                &mut skipped,
+            )
+            .await?;
+        Ok(Observation {
+            snapshot,
+            skipped,
+            cursors: Cursors {
+                delta_link: Some(delta_link).filter(|link| !link.is_empty()),
+                halo_modified,
+            },
+        })
+    }
+
+    /// Observes the delta round from `link` and returns its new delta link.
+    async fn exchange_changes(
+        &self,
+        mailbox: &str,
+        window: Window,
+        link: Option<&str>,
+        snapshot: &mut Snapshot,
+        skipped: &mut Vec<String>,
+    ) -> Result<String, GraphError> {
+        let round = self.delta_round(mailbox, window, link).await?;
+        let mut suspects: BTreeSet<GraphId> = round.removed.into_iter().collect();
+        suspects.extend(self.take_events(mailbox, &round.changed, snapshot, skipped));
+        let linked: BTreeSet<&GraphId> = snapshot
+            .links
+            .iter()
+            .filter_map(|l| l.graph.as_ref().map(|g| &g.id))
+            .collect();
+        // Delta cannot say where a removed event went, and it reports
+        // events that left the window the same way: read back only the ones
+        // a link names, and ignore the rest (never synced, nothing to do).
+        let to_confirm: Vec<GraphId> = suspects
+            .into_iter()
+            .filter(|id| linked.contains(id))
+            .collect();
+        for id in to_confirm {
+            // The read back decides, whatever the round said about the id.
+            snapshot.graph.remove(&id);
+            match self.read_back_event(mailbox, &id).await {
+                ReadBack::Gone => {
+                    snapshot.graph.insert(id, Seen::Deleted);
+                }
+                ReadBack::Present(event) if window.overlaps(&event) => {
+                    if let Ok(item) = self.graph_mapping.read(&event, mailbox) {
+                        snapshot.graph.insert(item.id.clone(), Seen::Present(item));
+                    }
+                }
+                ReadBack::Present(_) | ReadBack::Unknown => {}
+            }
+        }
+        Ok(round.delta_link)
+    }
+
+    /// A delta round from `link`, or over `window` when there is none or
+    /// Graph no longer knows it.
+    async fn delta_round(
+        &self,
+        mailbox: &str,
+        window: Window,
+        link: Option<&str>,
+    ) -> Result<DeltaRound, GraphError> {
+        let round = self
+            .graph
+            .calendar_view_delta(mailbox, window, link, None)?
+            .collect()
+            .await;
+        match round {
+            Err(GraphError::ResyncRequired { code, .. }) if link.is_some() => {
+                tracing::info!(mailbox, %code, "Graph no longer knows the delta link; reading the window afresh");
+                self.graph
+                    .calendar_view_delta(mailbox, window, None, None)?
+                    .collect()
+                    .await
+            }
+            round => round,
+        }
+    }
+
+    /// Observes the Halo rows modified since `cursor` (everything with no
+    /// cursor) and returns the new cursor.
+    async fn halo_changes(
+        &self,
+        agent_id: i64,
+        window: Window,
+        cursor: Option<DateTime<Utc>>,
+        snapshot: &mut Snapshot,
+        skipped: &mut Vec<String>,
+    ) -> Result<Option<DateTime<Utc>>, HaloError> {
+        let Some(cursor) = cursor else {
+            let listing = self
+                .halo
+                .appointments(&halo_query(agent_id, window, false, None))
+                .await?;
+            self.take_halo_rows(
+                agent_id,
+                &listing.appointments,
+                &BTreeMap::new(),
+                snapshot,
+                skipped,
+            );
+            return Ok(newest_modified(&listing.appointments));
+        };
+        let since = cursor
+            .checked_sub_signed(HALO_CURSOR_OVERLAP)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let known: BTreeMap<HaloId, String> = snapshot
+            .links
+            .iter()
+            .filter_map(|l| l.halo.as_ref().map(|h| (h.id, h.version.clone())))
+            .collect();
+        let with_deleted = self
+            .halo
+            .appointments(&halo_query(agent_id, window, true, Some(since)))
+            .await?;
+        let mut newest = newest_modified(&with_deleted.appointments).max(Some(cursor));
+        let news: Vec<HaloId> = with_deleted
+            .appointments
+            .iter()
+            .filter(|row| self.is_news(agent_id, row, &known))
+            .filter_map(|row| row.id)
+            .collect();
+        if news.is_empty() {
+            return Ok(newest);
+        }
+        let live = self
+            .halo
+            .appointments(&halo_query(agent_id, window, false, Some(since)))
+            .await?;
+        newest = newest.max(newest_modified(&live.appointments));
+        let live_ids: BTreeSet<HaloId> = live.appointments.iter().filter_map(|r| r.id).collect();
+        self.take_halo_rows(agent_id, &live.appointments, &known, snapshot, skipped);
+        let gone_from_view: Vec<HaloId> = news
+            .into_iter()
+            .filter(|id| !live_ids.contains(id) && known.contains_key(id))
+            .collect();
+        for id in gone_from_view {
+            if let ReadBack::Gone = self.read_back_appointment(id).await {
+                snapshot.halo.insert(id, Seen::Deleted);
+            }
+        }
+        Ok(newest)
+    }
+
+    /// Whether a row of the listing is something the planner has not seen:
+    /// new, changed, or not syncable (and so possibly a deletion).
+    fn is_news(
+        &self,
+        agent_id: i64,
+        row: &HaloAppointment,
+        known: &BTreeMap<HaloId, String>,
+    ) -> bool {
+        match self.halo_item(agent_id, row) {
+            None => false,
+            Some(Ok(item)) => known.get(&item.id) != Some(&item.version),
+            Some(Err(_)) => true,
+        }
+    }
+}

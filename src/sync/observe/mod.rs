@@ -1,0 +1,206 @@
+//! Observing one mailbox: what both systems hold, mapped into the neutral
+//! model — the planner's [`Snapshot`] — with every deletion confirmed by
+//! reading the item back.
+//!
+//! - [`Observer::full`] (in `full`): the whole window on both sides; an item
+//!   a link names but the listing lacks is looked up.
+//! - [`Observer::incremental`] (in `incremental`): only what changed since
+//!   the [`Cursors`] of the last run; whatever is not announced is not
+//!   observed, which the planner reads as unchanged.
+//!
+//! Both return the cursors the next incremental pass starts from. The
+//! observer never writes them: the caller saves them only after it applied
+//! the plan, so a failed apply is observed again. Nothing is ever deleted
+//! because a read failed: gone (404) is a deletion; still there (moved out
+//! of the window, or to another agent) is not observed; an error is not
+//! observed either.
+
+mod full;
+mod incremental;
+
+pub use incremental::HALO_CURSOR_OVERLAP;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::graph::model::{Event, EventType};
+use crate::graph::{GraphClient, GraphError, Window};
+use crate::halo::{Appointment as HaloAppointment, AppointmentQuery, HaloClient, HaloError};
+use crate::sync::graph_map::{GraphMapping, Unsyncable};
+use crate::sync::halo_map::{AgentDirectory, HaloMapping};
+use crate::sync::plan::{GraphId, HaloId, Item, Seen, Snapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("reading Halo: {0}")]
+    Halo(#[from] HaloError),
+    #[error("reading Exchange: {0}")]
+    Graph(#[from] GraphError),
+}
+
+/// Where an incremental pass starts, and what a pass hands back for the
+/// caller to save once it applied the plan (`Store::save_delta_link`,
+/// `Store::save_halo_cursor`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursors {
+    /// The calendarView delta link of the mailbox over the sync window.
+    pub delta_link: Option<String>,
+    /// The newest Halo `last_modified` seen in the agent's listing.
+    pub halo_modified: Option<DateTime<Utc>>,
+}
+
+/// A mailbox as observed, with what could not be synced and why.
+#[derive(Debug)]
+pub struct Observation {
+    pub snapshot: Snapshot,
+    /// Items left out, each with the reason (shown by `plan`).
+    pub skipped: Vec<String>,
+    /// Where the next incremental pass starts.
+    pub cursors: Cursors,
+}
+
+/// Reads both sides of one agent's calendar.
+pub struct Observer<'a> {
+    pub halo: &'a HaloClient,
+    pub graph: &'a GraphClient,
+    pub halo_mapping: HaloMapping,
+    pub graph_mapping: GraphMapping,
+    pub agents: &'a AgentDirectory,
+}
+
+/// What reading back one item a link names found.
+enum ReadBack<T> {
+    /// 404: confirmed deleted.
+    Gone,
+    Present(T),
+    /// The read failed; nothing may be concluded.
+    Unknown,
+}
+
+impl Observer<'_> {
+    /// Maps one Halo row of `agent_id`'s listing: `None` for a row of
+    /// another primary agent (a multi-agent appointment is synced from its
+    /// own agent's side), else the item or why it cannot be synced.
+    fn halo_item(
+        &self,
+        agent_id: i64,
+        row: &HaloAppointment,
+    ) -> Option<Result<Item<HaloId>, String>> {
+        if row.agent_id.is_some_and(|id| id != agent_id) {
+            return None;
+        }
+        Some(self.halo_mapping.read(row, self.agents).ok_or_else(|| {
+            format!(
+                "Halo appointment {} has no usable start and end",
+                row.id.unwrap_or_default()
+            )
+        }))
+    }
+
+    /// Adds `agent_id`'s rows to the snapshot, except re-reads of a version
+    /// its link already holds (`known`: Halo id → linked version), which
+    /// the planner would find unchanged anyway.
+    fn take_halo_rows<'r>(
+        &self,
+        agent_id: i64,
+        rows: impl IntoIterator<Item = &'r HaloAppointment>,
+        known: &BTreeMap<HaloId, String>,
+        snapshot: &mut Snapshot,
+        skipped: &mut Vec<String>,
+    ) {
+        for row in rows {
+            match self.halo_item(agent_id, row) {
+                None => {}
+                Some(Ok(item)) if known.get(&item.id) == Some(&item.version) => {}
+                Some(Ok(item)) => {
+                    snapshot.halo.insert(item.id, Seen::Present(item));
+                }
+                Some(Err(why)) => skipped.push(why),
+            }
+        }
+    }
+
+    /// Adds the events of a listing or delta round to the snapshot and
+    /// returns the ids that may have gone and need reading back: cancelled
+    /// events, and sparse occurrences that could not be read in full.
+    fn take_events(
+        &self,
+        mailbox: &str,
+        events: &[Event],
+        snapshot: &mut Snapshot,
+        skipped: &mut Vec<String>,
+    ) -> Vec<GraphId> {
+        let mut suspects = Vec::new();
+        for event in events {
+            // A series is observed through its occurrences; delta also
+            // sends the master, which is no appointment of its own.
+            if event.event_type == Some(EventType::SeriesMaster) {
+                continue;
+            }
+            if event.is_sparse() {
+                // Deleted between the page and the read of its details.
+                suspects.extend(event.id.clone());
+                continue;
+            }
+            match self.graph_mapping.read(event, mailbox) {
+                Ok(item) => {
+                    snapshot.graph.insert(item.id.clone(), Seen::Present(item));
+                }
+                Err(why) => {
+                    if why == Unsyncable::Cancelled {
+                        suspects.extend(event.id.clone());
+                    }
+                    skipped.push(format!(
+                        "Exchange event {}: {why}",
+                        event.id.as_deref().unwrap_or("?")
+                    ));
+                }
+            }
+        }
+        suspects
+    }
+
+    async fn read_back_appointment(&self, id: HaloId) -> ReadBack<HaloAppointment> {
+        match self.halo.appointment(id).await {
+            Ok(row) => ReadBack::Present(row),
+            Err(HaloError::NotFound { .. }) => ReadBack::Gone,
+            Err(error) => {
+                tracing::warn!(halo_id = id, %error, "could not confirm a Halo deletion; not deleting");
+                ReadBack::Unknown
+            }
+        }
+    }
+
+    async fn read_back_event(&self, mailbox: &str, id: &str) -> ReadBack<Event> {
+        match self.graph.event(mailbox, id).await {
+            Ok(event) => ReadBack::Present(event),
+            Err(GraphError::ItemNotFound { .. }) => ReadBack::Gone,
+            Err(error) => {
+                tracing::warn!(event = %id, %error, "could not confirm an Exchange deletion; not deleting");
+                ReadBack::Unknown
+            }
+        }
+    }
+}
+
+/// `agent_id`'s appointments overlapping `window`, newest change first.
+fn halo_query(
+    agent_id: i64,
+    window: Window,
+    include_deleted: bool,
+    modified_since: Option<DateTime<Utc>>,
+) -> AppointmentQuery {
+    AppointmentQuery {
+        start: window.start,
+        end: window.end,
+        agents: vec![agent_id],
+        include_deleted,
+        modified_since,
+    }
+}
+
+/// The newest `last_modified` among `rows`.
+fn newest_modified(rows: &[HaloAppointment]) -> Option<DateTime<Utc>> {
+    rows.iter().filter_map(|row| row.last_modified).max()
+}
