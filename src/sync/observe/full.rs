@@ -11,9 +11,7 @@
 //! initial round. A full pass that ends with a fresh link makes that round
 //! unnecessary.
 
-use std::collections::BTreeMap;
-
-use super::{Cursors, Observation, ObserveError, Observer, ReadBack, halo_query, newest_modified};
+use super::{Cursors, Observation, ObserveError, Observer, ReadBack};
 use crate::graph::Window;
 use crate::sync::plan::{GraphId, HaloId, Link, Seen, Snapshot};
 
@@ -31,17 +29,9 @@ impl Observer<'_> {
             ..Snapshot::default()
         };
         let mut skipped = Vec::new();
-        let listing = self
-            .halo
-            .appointments(&halo_query(agent_id, window, false, None))
+        let halo_modified = self
+            .take_halo_window(agent_id, window, &mut snapshot, &mut skipped)
             .await?;
-        self.take_halo_rows(
-            agent_id,
-            &listing.appointments,
-            &BTreeMap::new(),
-            &mut snapshot,
-            &mut skipped,
-        );
         let round = self
             .graph
             .calendar_view_delta(mailbox, window, None, None)?
@@ -56,7 +46,7 @@ impl Observer<'_> {
             skipped,
             cursors: Cursors {
                 delta_link: Some(round.delta_link).filter(|link| !link.is_empty()),
-                halo_modified: newest_modified(&listing.appointments),
+                halo_modified,
             },
         })
     }

@@ -11,10 +11,13 @@
 //!
 //! Halo: the agent's appointments modified since the cursor (less
 //! [`HALO_CURSOR_OVERLAP`]), soft-deleted ones included, since that is the
-//! only way a deletion shows up. Halo marks a deleted row in no way (see
-//! `sim::halo`), so when the listing holds anything new a second listing
-//! without deleted rows tells the live ones apart, and a linked row only the
-//! first listing had is read back. When nothing changed that is one page.
+//! only way a deletion shows up. No documented field marks a deleted row
+//! (halo.md, "Deleted items" and open question 4; the simulator has none),
+//! so when the listing holds anything new a second listing without deleted
+//! rows tells the live ones apart, and a linked row only the first listing
+//! had is read back. When nothing changed that is one page. A tenant whose
+//! delete leaves `last_modified` alone shows no deletion here at all; the
+//! full pass finds it.
 //!
 //! What was not announced is not observed; deletions a round did not report
 //! are found by the periodic full pass.
@@ -25,7 +28,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{Cursors, Observation, ObserveError, Observer, ReadBack, halo_query, newest_modified};
 use crate::graph::{DeltaRound, GraphError, Window};
-use crate::halo::{Appointment as HaloAppointment, HaloError};
+use crate::halo::HaloError;
 use crate::sync::plan::{GraphId, HaloId, Link, Seen, Snapshot};
 
 /// How far before the cursor a Halo read starts again: a row saved just
@@ -156,18 +159,9 @@ impl Observer<'_> {
         skipped: &mut Vec<String>,
     ) -> Result<Option<DateTime<Utc>>, HaloError> {
         let Some(cursor) = cursor else {
-            let listing = self
-                .halo
-                .appointments(&halo_query(agent_id, window, false, None))
-                .await?;
-            self.take_halo_rows(
-                agent_id,
-                &listing.appointments,
-                &BTreeMap::new(),
-                snapshot,
-                skipped,
-            );
-            return Ok(newest_modified(&listing.appointments));
+            return self
+                .take_halo_window(agent_id, window, snapshot, skipped)
+                .await;
         };
         let since = cursor
             .checked_sub_signed(HALO_CURSOR_OVERLAP)
@@ -185,7 +179,7 @@ impl Observer<'_> {
         let news: Vec<HaloId> = with_deleted
             .appointments
             .iter()
-            .filter(|row| self.is_news(agent_id, row, &known))
+            .filter(|row| self.halo_news(agent_id, row, &known).is_some())
             .filter_map(|row| row.id)
             .collect();
         if news.is_empty() {
@@ -208,20 +202,5 @@ impl Observer<'_> {
             }
         }
         Ok(newest)
-    }
-
-    /// Whether a row of the listing is something the planner has not seen:
-    /// new, changed, or not syncable (and so possibly a deletion).
-    fn is_news(
-        &self,
-        agent_id: i64,
-        row: &HaloAppointment,
-        known: &BTreeMap<HaloId, String>,
-    ) -> bool {
-        match self.halo_item(agent_id, row) {
-            None => false,
-            Some(Ok(item)) => known.get(&item.id) != Some(&item.version),
-            Some(Err(_)) => true,
-        }
     }
 }

@@ -98,9 +98,46 @@ impl Observer<'_> {
         }))
     }
 
-    /// Adds `agent_id`'s rows to the snapshot, except re-reads of a version
-    /// its link already holds (`known`: Halo id → linked version), which
-    /// the planner would find unchanged anyway.
+    /// Observes every live appointment of `agent_id` in `window`; returns
+    /// the newest `last_modified` listed.
+    async fn take_halo_window(
+        &self,
+        agent_id: i64,
+        window: Window,
+        snapshot: &mut Snapshot,
+        skipped: &mut Vec<String>,
+    ) -> Result<Option<DateTime<Utc>>, HaloError> {
+        let listing = self
+            .halo
+            .appointments(&halo_query(agent_id, window, false, None))
+            .await?;
+        self.take_halo_rows(
+            agent_id,
+            &listing.appointments,
+            &BTreeMap::new(),
+            snapshot,
+            skipped,
+        );
+        Ok(newest_modified(&listing.appointments))
+    }
+
+    /// [`Self::halo_item`], except that a re-read of the version its link
+    /// already holds (`known`: Halo id → linked version) is `None` too: the
+    /// planner would find it unchanged anyway.
+    fn halo_news(
+        &self,
+        agent_id: i64,
+        row: &HaloAppointment,
+        known: &BTreeMap<HaloId, String>,
+    ) -> Option<Result<Item<HaloId>, String>> {
+        self.halo_item(agent_id, row).filter(|read| {
+            read.as_ref()
+                .map_or(true, |item| known.get(&item.id) != Some(&item.version))
+        })
+    }
+
+    /// Adds `agent_id`'s rows to the snapshot, except those
+    /// [`Self::halo_news`] leaves out.
     fn take_halo_rows<'r>(
         &self,
         agent_id: i64,
@@ -110,9 +147,8 @@ impl Observer<'_> {
         skipped: &mut Vec<String>,
     ) {
         for row in rows {
-            match self.halo_item(agent_id, row) {
+            match self.halo_news(agent_id, row, known) {
                 None => {}
-                Some(Ok(item)) if known.get(&item.id) == Some(&item.version) => {}
                 Some(Ok(item)) => {
                     snapshot.halo.insert(item.id, Seen::Present(item));
                 }
