@@ -466,3 +466,28 @@ async fn the_cursors_a_pass_returns_round_trip_through_the_store() {
     let round = sim.incremental(links(&full), &stored).await;
     assert!(round.snapshot.graph.is_empty() && round.snapshot.halo.is_empty());
 }
+
+#[tokio::test]
+async fn a_linked_event_moved_out_of_the_window_is_not_observed_and_not_deleted() {
+    let sim = Sim::start().await;
+    let full = sim.full(Vec::new()).await;
+    let review = graph_id(&full, "Review");
+    let later = sim.window.end + Duration::days(30);
+    sim.act(json!({"op": "update_event", "mailbox": LEAH, "id": review,
+                   "patch": {"start": graph_time(later), "end": graph_time(later + Duration::hours(1))}}))
+        .await;
+    let (_, _, routes_before) = sim.requests().await;
+    let round = sim.incremental(links(&full), &full.cursors).await;
+    let (_, _, routes_after) = sim.requests().await;
+    assert!(
+        round.snapshot.graph.is_empty(),
+        "{:?}",
+        round.snapshot.graph
+    );
+    let read = "GET /v1.0/users/{u}/events/{id}";
+    assert_eq!(
+        route(&routes_after, read) - route(&routes_before, read),
+        1,
+        "the removal was checked by reading the event back: {routes_after}"
+    );
+}
