@@ -7,6 +7,7 @@
 //! invariants that must never break (one link per Halo appointment, one per
 //! event and mailbox, valid states) impossible to violate.
 
+mod cursors;
 mod error;
 mod journal;
 mod links;
