@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::exit;
-use super::sync::{Mode, run_once};
+use super::sync::{Mode, Pass, run_once};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Environment};
 use crate::sim::server::RunningSimulator;
@@ -87,6 +87,7 @@ async fn stage(dir: &Path) -> Result<ExitCode, String> {
     let step = |title: &str| println!("\n=== {title}\n");
     let options = |mode| RunOptions {
         mode,
+        pass: Pass::Incremental,
         dry_run: false,
         allow_deletes: false,
     };

@@ -14,8 +14,8 @@ use crate::halo::Agent;
 use crate::http::{MemoryRequestLog, SharedRequestLog, spawn_store_writer};
 use crate::store::{Store, StoreError};
 use crate::sync::halo_map::AgentDirectory;
-pub(super) use crate::sync::run::Mode;
 use crate::sync::run::{AgentOutcome, Engine, RunOptions};
+pub(super) use crate::sync::run::{Mode, Pass};
 
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
@@ -32,6 +32,10 @@ pub struct SyncArgs {
     /// checking why so much disappeared). Best combined with --agent.
     #[arg(long)]
     pub allow_deletes: bool,
+    /// Read the whole window on both sides (as the hourly reconcile does)
+    /// instead of only what changed since the last sync.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +71,11 @@ pub struct RelinkArgs {
 pub fn sync(config: &Config, args: &SyncArgs) -> ExitCode {
     let options = RunOptions {
         mode: Mode::Sync,
+        pass: if args.full {
+            Pass::Full
+        } else {
+            Pass::Incremental
+        },
         dry_run: args.dry_run,
         allow_deletes: args.allow_deletes,
     };
@@ -78,6 +87,7 @@ pub fn import(config: &Config, args: &ImportArgs) -> ExitCode {
         mode: Mode::Import {
             recurring: args.recurring,
         },
+        pass: Pass::Full,
         dry_run: args.dry_run,
         allow_deletes: false,
     };
@@ -87,6 +97,7 @@ pub fn import(config: &Config, args: &ImportArgs) -> ExitCode {
 pub fn relink(config: &Config, args: &RelinkArgs) -> ExitCode {
     let options = RunOptions {
         mode: Mode::Relink,
+        pass: Pass::Full,
         dry_run: args.dry_run,
         allow_deletes: false,
     };
@@ -97,6 +108,7 @@ pub fn relink(config: &Config, args: &RelinkArgs) -> ExitCode {
 pub fn plan(config: &Config, agent: Option<&str>) -> ExitCode {
     let options = RunOptions {
         mode: Mode::Sync,
+        pass: Pass::Incremental,
         dry_run: true,
         allow_deletes: false,
     };

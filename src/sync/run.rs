@@ -13,13 +13,16 @@ use std::sync::Mutex;
 use super::apply::{Applied, apply_with};
 use super::engine::{MailboxSync, Replayed, WriteSettings};
 use super::halo_map::AgentDirectory;
-use super::observe::{Details, ObserveError, Observer};
+use super::observe::{Cursors, Details, ObserveError, Observer};
 use super::plan::{Action, Plan, Policy, Side, Source, plan};
 use crate::clock::Clock;
 use crate::config::SyncConfig;
 use crate::graph::{GraphClient, GraphError, Window};
 use crate::halo::{Agent, HaloClient};
 use crate::store::{AgentHealth, AgentRow, Store};
+
+/// The `halo_cursors` scope of an agent's appointment listing.
+const HALO_CURSOR_SCOPE: &str = "appointments";
 
 /// What a run does with its plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +36,21 @@ pub enum Mode {
     Relink,
 }
 
+/// How much of each side a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The whole window on both sides, every missing linked item read back
+    /// (finds deletions nothing announced, pairs lost links by marker).
+    Full,
+    /// Only what changed since the cursors the last run committed; a full
+    /// pass when there are none yet.
+    Incremental,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunOptions {
     pub mode: Mode,
+    pub pass: Pass,
     /// Plan and report, change nothing anywhere.
     pub dry_run: bool,
     /// Let this run past the mass-deletion guard.
@@ -92,7 +107,13 @@ impl<'a> Engine<'a> {
         agents: &'a AgentDirectory,
         served: BTreeSet<String>,
     ) -> Self {
-        let now = clock.now();
+        // Whole UTC days, so the window (part of a delta link) stays the
+        // same all day and the link can be reused.
+        let today = clock
+            .now()
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc();
         Self {
             halo,
             store,
@@ -100,8 +121,8 @@ impl<'a> Engine<'a> {
             agents,
             served,
             window: Window::new(
-                now - chrono::Duration::days(i64::from(sync.window.days_past)),
-                now + chrono::Duration::days(i64::from(sync.window.days_ahead)),
+                today - chrono::Duration::days(i64::from(sync.window.days_past)),
+                today + chrono::Duration::days(i64::from(sync.window.days_ahead) + 1),
             ),
             policy: Policy {
                 conflict: sync.conflict_policy,
@@ -191,7 +212,22 @@ impl<'a> Engine<'a> {
             agents: self.agents,
             served: &self.served,
         };
-        let observation = match observer.full(agent.id, &mailbox, self.window, links).await {
+        let previous = match self.cursors(agent.id, &mailbox, options) {
+            Ok(previous) => previous,
+            Err(e) => {
+                run.outcome = skipped(e, None);
+                return run;
+            }
+        };
+        let observed = match &previous {
+            Some(previous) => {
+                observer
+                    .incremental(agent.id, &mailbox, self.window, links, previous)
+                    .await
+            }
+            None => observer.full(agent.id, &mailbox, self.window, links).await,
+        };
+        let observation = match observed {
             Ok(observation) => observation,
             Err(error) => {
                 let (health, diagnosis) = match &error {
@@ -238,9 +274,19 @@ impl<'a> Engine<'a> {
         );
         let applied = apply_with(plan.actions.clone(), &mut writes, progress).await;
         let failed = applied.failed.first().map(|(_, why)| why.clone());
-        match failed {
-            Some(why) => self.set_health(agent.id, AgentHealth::Error, Some(&why), None),
+        match &failed {
+            Some(why) => self.set_health(agent.id, AgentHealth::Error, Some(why), None),
             None => self.set_health(agent.id, AgentHealth::Ok, None, None),
+        }
+        // Only a sync carried out whole moves the cursors: what failed or
+        // was held back by the guard must be read again next time, and an
+        // import or relink does not carry everything a sync would.
+        if failed.is_none()
+            && plan.guard.is_none()
+            && options.mode == Mode::Sync
+            && let Err(e) = self.save_cursors(agent.id, &mailbox, &observation.cursors)
+        {
+            tracing::warn!(agent_id = agent.id, error = %e, "could not save the sync cursors; the next run reads more");
         }
         run.outcome = AgentOutcome::Applied {
             plan,
@@ -248,6 +294,54 @@ impl<'a> Engine<'a> {
             replayed,
         };
         run
+    }
+
+    /// Where an incremental run starts: `None` for a full pass (asked for,
+    /// or nothing committed yet).
+    fn cursors(
+        &self,
+        agent_id: i64,
+        mailbox: &str,
+        options: RunOptions,
+    ) -> Result<Option<Cursors>, String> {
+        if options.pass == Pass::Full || options.mode != Mode::Sync {
+            return Ok(None);
+        }
+        let store = self
+            .store
+            .lock()
+            .map_err(|_| "the database handle was poisoned".to_string())?;
+        let window = (self.window.start, self.window.end);
+        let halo_modified = store
+            .halo_cursor(agent_id, HALO_CURSOR_SCOPE)
+            .map_err(|e| e.to_string())?;
+        let delta_link = store
+            .delta_link(mailbox, window)
+            .map_err(|e| e.to_string())?;
+        Ok(halo_modified.map(|halo_modified| Cursors {
+            delta_link,
+            halo_modified: Some(halo_modified),
+        }))
+    }
+
+    fn save_cursors(&self, agent_id: i64, mailbox: &str, cursors: &Cursors) -> Result<(), String> {
+        let now = self.clock.now();
+        let store = self
+            .store
+            .lock()
+            .map_err(|_| "the database handle was poisoned".to_string())?;
+        let window = (self.window.start, self.window.end);
+        if let Some(link) = &cursors.delta_link {
+            store
+                .save_delta_link(mailbox, window, link, now)
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(at) = cursors.halo_modified {
+            store
+                .save_halo_cursor(agent_id, HALO_CURSOR_SCOPE, at, now)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     fn note_agent(&self, agent: &Agent, connection: &str, mailbox: &str) -> Result<(), String> {

@@ -20,7 +20,9 @@
 //! full pass finds it.
 //!
 //! What was not announced is not observed; deletions a round did not report
-//! are found by the periodic full pass.
+//! are found by the periodic full pass. A round over the whole window (no
+//! link yet, or one Graph forgot) announces none, so then every linked event
+//! it lacks is read back, as in the full pass.
 
 use std::collections::BTreeSet;
 
@@ -72,9 +74,26 @@ impl Observer<'_> {
         link: Option<&str>,
         found: &mut Found,
     ) -> Result<String, GraphError> {
-        let round = self.delta_round(mailbox, window, link).await?;
+        let (round, whole) = self.delta_round(mailbox, window, link).await?;
         let mut suspects: BTreeSet<GraphId> = round.removed.into_iter().collect();
         suspects.extend(self.take_events(mailbox, &round.changed, found));
+        if whole {
+            // A round over the whole window announces no deletion: every
+            // linked event it lacks may be gone.
+            let listed: BTreeSet<&str> = round
+                .changed
+                .iter()
+                .filter_map(|e| e.id.as_deref())
+                .collect();
+            suspects.extend(
+                found
+                    .snapshot
+                    .links
+                    .iter()
+                    .filter_map(|l| l.graph.as_ref().map(|g| g.id.clone()))
+                    .filter(|id| !listed.contains(id.as_str())),
+            );
+        }
         let linked: BTreeSet<&GraphId> = found
             .snapshot
             .links
@@ -106,27 +125,34 @@ impl Observer<'_> {
     }
 
     /// A delta round from `link`, or over `window` when there is none or
-    /// Graph no longer knows it.
+    /// Graph no longer knows it; true when the round lists the whole window.
     async fn delta_round(
         &self,
         mailbox: &str,
         window: Window,
         link: Option<&str>,
-    ) -> Result<DeltaRound, GraphError> {
+    ) -> Result<(DeltaRound, bool), GraphError> {
+        let whole = || async {
+            self.graph
+                .calendar_view_delta(mailbox, window, None, None)?
+                .collect()
+                .await
+                .map(|round| (round, true))
+        };
+        let Some(link) = link else {
+            return whole().await;
+        };
         let round = self
             .graph
-            .calendar_view_delta(mailbox, window, link, None)?
+            .calendar_view_delta(mailbox, window, Some(link), None)?
             .collect()
             .await;
         match round {
-            Err(GraphError::ResyncRequired { code, .. }) if link.is_some() => {
+            Err(GraphError::ResyncRequired { code, .. }) => {
                 tracing::info!(mailbox, %code, "Graph no longer knows the delta link; reading the window afresh");
-                self.graph
-                    .calendar_view_delta(mailbox, window, None, None)?
-                    .collect()
-                    .await
+                whole().await
             }
-            round => round,
+            round => round.map(|round| (round, false)),
         }
     }
 
