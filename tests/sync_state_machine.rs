@@ -6,6 +6,11 @@
 //! - no item is duplicated and every item is linked exactly once;
 //! - nothing was deleted except the partner of an item a person deleted;
 //! - a second sync right after finds nothing to do (no ping-pong).
+//!
+//! Syncs can also "crash" between a write and the saving of its link (the
+//! write happened, the link is lost): the copies halosync made carry a
+//! marker naming their origin, as in Exchange and Halo, so the next sync
+//! pairs them again instead of duplicating them.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a test should fail loudly
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +32,9 @@ struct Stored {
     /// The appointment a person made, which every copy the engine makes of
     /// it shares: no side may ever hold two copies of one.
     logical: u64,
+    /// On a copy the engine made: its origin's id on the other side
+    /// (Exchange's extended property, Halo's `entryid`).
+    marker: Option<String>,
 }
 
 /// Two calendars and the links between them, all in memory.
@@ -44,6 +52,10 @@ struct World {
     /// Writes of the current sync that fail, by position.
     failing_writes: BTreeSet<usize>,
     writes: usize,
+    /// Link saves of the current sync that are lost (a crash right after
+    /// the write), by position.
+    lost_saves: BTreeSet<usize>,
+    saves: usize,
     illegal_deletions: Vec<String>,
 }
 
@@ -84,6 +96,7 @@ impl World {
             modified: self.tick(),
             content,
             logical,
+            marker: None,
         }
     }
 
@@ -136,6 +149,16 @@ impl World {
                 .graph
                 .insert(id.clone(), Seen::Present(Self::item(id, stored)));
         }
+        for (id, stored) in &self.halo {
+            if let Some(graph) = &stored.marker {
+                snapshot.markers.insert((*id, graph.clone()));
+            }
+        }
+        for (id, stored) in &self.graph {
+            if let Some(halo) = stored.marker.as_ref().and_then(|m| m.parse().ok()) {
+                snapshot.markers.insert((halo, id.clone()));
+            }
+        }
         for link in self.links.values() {
             if let Some(h) = &link.halo
                 && !self.halo.contains_key(&h.id)
@@ -164,6 +187,24 @@ impl World {
         }
     }
 
+    /// Whether an unlinked item has a partner its marker (or the partner's)
+    /// names: the engine pairs those whatever their content.
+    fn marked_halo(&self, id: HaloId) -> bool {
+        self.halo.get(&id).is_some_and(|s| s.marker.is_some())
+            || self
+                .graph
+                .values()
+                .any(|g| g.marker.as_deref() == Some(id.to_string().as_str()))
+    }
+
+    fn marked_graph(&self, id: &GraphId) -> bool {
+        self.graph.get(id).is_some_and(|s| s.marker.is_some())
+            || self
+                .halo
+                .values()
+                .any(|h| h.marker.as_deref() == Some(id.as_str()))
+    }
+
     fn link_of_halo(&self, id: HaloId) -> Option<&Link> {
         self.links
             .values()
@@ -187,7 +228,8 @@ impl Calendars for World {
         self.next_id += 1;
         let id = self.next_id;
         let logical = self.graph.get(&origin.id).map_or(0, |o| o.logical);
-        let stored = self.stored(content.clone(), logical);
+        let mut stored = self.stored(content.clone(), logical);
+        stored.marker = Some(origin.id.clone());
         let item = Self::item(&id, &stored);
         self.halo.insert(id, stored);
         Ok(item)
@@ -199,10 +241,15 @@ impl Calendars for World {
         content: &Appointment,
     ) -> Result<Item<HaloId>, WriteError> {
         self.write()?;
-        let Some(logical) = self.halo.get(&target.id).map(|s| s.logical) else {
+        let Some((logical, marker)) = self
+            .halo
+            .get(&target.id)
+            .map(|s| (s.logical, s.marker.clone()))
+        else {
             return Err(WriteError::NotFound);
         };
-        let stored = self.stored(content.clone(), logical);
+        let mut stored = self.stored(content.clone(), logical);
+        stored.marker = marker;
         let item = Self::item(&target.id, &stored);
         self.halo.insert(target.id, stored);
         Ok(item)
@@ -226,7 +273,8 @@ impl Calendars for World {
         self.next_id += 1;
         let id = format!("AAMk{}", self.next_id);
         let logical = self.halo.get(&origin.id).map_or(0, |o| o.logical);
-        let stored = self.stored(content.clone(), logical);
+        let mut stored = self.stored(content.clone(), logical);
+        stored.marker = Some(origin.id.to_string());
         let event = Self::item(&id, &stored);
         self.graph.insert(id, stored);
         Ok(CreatedEvent { event, halo: None })
@@ -246,8 +294,12 @@ impl Calendars for World {
             }
             Some(_) => {}
         }
-        let logical = self.graph.get(&target.id).map_or(0, |s| s.logical);
-        let stored = self.stored(content.clone(), logical);
+        let (logical, marker) = self
+            .graph
+            .get(&target.id)
+            .map_or((0, None), |s| (s.logical, s.marker.clone()));
+        let mut stored = self.stored(content.clone(), logical);
+        stored.marker = marker;
         let item = Self::item(&target.id, &stored);
         self.graph.insert(target.id.clone(), stored);
         Ok(item)
@@ -273,6 +325,11 @@ impl Links for World {
         graph: Option<Synced<GraphId>>,
         _origin: Origin,
     ) -> Result<LinkId, String> {
+        let n = self.saves;
+        self.saves += 1;
+        if self.lost_saves.contains(&n) {
+            return Err("crashed before the link was saved".into());
+        }
         let id = link.unwrap_or_else(|| {
             self.next_id += 1;
             self.next_id
@@ -300,8 +357,9 @@ enum Op {
     TouchGraph(usize),
     DeleteHalo(usize),
     DeleteGraph(usize),
-    /// A sync where the writes at these positions fail.
-    Sync(BTreeSet<usize>),
+    /// A sync where the writes at these positions fail, and the link saves
+    /// at those positions are lost after their write.
+    Sync(BTreeSet<usize>, BTreeSet<usize>),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -315,7 +373,11 @@ fn op() -> impl Strategy<Value = Op> {
         any::<usize>().prop_map(Op::TouchGraph),
         any::<usize>().prop_map(Op::DeleteHalo),
         any::<usize>().prop_map(Op::DeleteGraph),
-        prop::collection::btree_set(0usize..12, 0..4).prop_map(Op::Sync),
+        (
+            prop::collection::btree_set(0usize..12, 0..4),
+            prop::collection::btree_set(0usize..12, 0..3)
+        )
+            .prop_map(|(failing, lost)| Op::Sync(failing, lost)),
     ]
 }
 
@@ -367,20 +429,23 @@ fn run(world: &mut World, op: Op, policy: &Policy, runtime: &tokio::runtime::Run
                 // Editing one half of an appointment entered on both sides
                 // before they were ever linked makes them two appointments:
                 // no one could tell them apart any more.
-                if world.link_of_halo(id).is_none() {
+                // (Unless a marker still pairs them.)
+                if world.link_of_halo(id).is_none() && !world.marked_halo(id) {
                     logical = world.new_logical();
                 }
-                let stored = world.stored(content(seed, logical), logical);
+                let mut stored = world.stored(content(seed, logical), logical);
+                stored.marker = world.halo[&id].marker.clone();
                 world.halo.insert(id, stored);
             }
         }
         Op::EditGraph(n, seed) => {
             if let Some(id) = world.nth_graph(n) {
                 let mut logical = world.graph[&id].logical;
-                if world.link_of_graph(&id).is_none() {
+                if world.link_of_graph(&id).is_none() && !world.marked_graph(&id) {
                     logical = world.new_logical();
                 }
-                let stored = world.stored(content(seed, logical), logical);
+                let mut stored = world.stored(content(seed, logical), logical);
+                stored.marker = world.graph[&id].marker.clone();
                 world.graph.insert(id, stored);
             }
         }
@@ -412,21 +477,25 @@ fn run(world: &mut World, op: Op, policy: &Policy, runtime: &tokio::runtime::Run
                 world.deleted_by_person_graph.insert(id);
             }
         }
-        Op::Sync(failing) => sync(world, failing, policy, runtime),
+        Op::Sync(failing, lost) => sync(world, failing, lost, policy, runtime),
     }
 }
 
 fn sync(
     world: &mut World,
     failing: BTreeSet<usize>,
+    lost: BTreeSet<usize>,
     policy: &Policy,
     runtime: &tokio::runtime::Runtime,
 ) {
     world.failing_writes = failing;
+    world.lost_saves = lost;
     world.writes = 0;
+    world.saves = 0;
     let planned = plan(&world.snapshot(), policy);
     runtime.block_on(apply(planned.actions, world));
     world.failing_writes.clear();
+    world.lost_saves.clear();
 }
 
 fn assert_converged(world: &World, policy: &Policy) {
@@ -510,7 +579,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     #[test]
-    fn random_edits_deletes_and_failing_syncs_always_converge(
+    fn random_edits_deletes_failing_writes_and_crashes_always_converge(
         ops in prop::collection::vec(op(), 1..40),
         conflict in prop_oneof![Just(ConflictPolicy::Newest), Just(ConflictPolicy::Halo), Just(ConflictPolicy::Exchange)],
         edit_delete in prop_oneof![Just(EditDeletePolicy::EditWins), Just(EditDeletePolicy::DeleteWins)],
@@ -519,13 +588,13 @@ proptest! {
         let policy = policy(conflict, edit_delete);
         let mut world = World::default();
         for op in ops {
-            let clean = matches!(&op, Op::Sync(failing) if failing.is_empty());
+            let clean = matches!(&op, Op::Sync(failing, lost) if failing.is_empty() && lost.is_empty());
             run(&mut world, op, &policy, &runtime);
             if clean {
                 assert_converged(&world, &policy);
             }
         }
-        sync(&mut world, BTreeSet::new(), &policy, &runtime);
+        sync(&mut world, BTreeSet::new(), BTreeSet::new(), &policy, &runtime);
         assert_converged(&world, &policy);
     }
 }
