@@ -174,16 +174,36 @@ impl World {
         snapshot
     }
 
-    fn partner_deleted_by_person(&self, side_halo: bool, link: Option<&Link>) -> bool {
-        let Some(link) = link else { return false };
+    /// Whether a person deleted the partner of Halo appointment `id` (or of
+    /// event `id`): the one its link names, or the one its marker names (a
+    /// copy whose link was lost is still that item's copy).
+    fn partner_deleted_by_person(&self, side_halo: bool, id: &str) -> bool {
         if side_halo {
-            link.graph
-                .as_ref()
-                .is_some_and(|g| self.deleted_by_person_graph.contains(&g.id))
+            let Ok(halo_id) = id.parse::<HaloId>() else {
+                return false;
+            };
+            let linked = self
+                .link_of_halo(halo_id)
+                .and_then(|l| l.graph.as_ref())
+                .is_some_and(|g| self.deleted_by_person_graph.contains(&g.id));
+            let marked = self
+                .halo
+                .get(&halo_id)
+                .and_then(|s| s.marker.as_ref())
+                .is_some_and(|g| self.deleted_by_person_graph.contains(g));
+            linked || marked
         } else {
-            link.halo
-                .as_ref()
-                .is_some_and(|h| self.deleted_by_person_halo.contains(&h.id))
+            let linked = self
+                .link_of_graph(&id.to_string())
+                .and_then(|l| l.halo.as_ref())
+                .is_some_and(|h| self.deleted_by_person_halo.contains(&h.id));
+            let marked = self
+                .graph
+                .get(id)
+                .and_then(|s| s.marker.as_ref())
+                .and_then(|h| h.parse::<HaloId>().ok())
+                .is_some_and(|h| self.deleted_by_person_halo.contains(&h));
+            linked || marked
         }
     }
 
@@ -257,7 +277,7 @@ impl Calendars for World {
 
     async fn delete_in_halo(&mut self, target: &Synced<HaloId>) -> Result<(), WriteError> {
         self.write()?;
-        if !self.partner_deleted_by_person(true, self.link_of_halo(target.id)) {
+        if !self.partner_deleted_by_person(true, &target.id.to_string()) {
             self.illegal_deletions.push(format!("halo {}", target.id));
         }
         self.halo.remove(&target.id);
@@ -307,7 +327,7 @@ impl Calendars for World {
 
     async fn delete_in_exchange(&mut self, target: &Synced<GraphId>) -> Result<(), WriteError> {
         self.write()?;
-        if !self.partner_deleted_by_person(false, self.link_of_graph(&target.id)) {
+        if !self.partner_deleted_by_person(false, &target.id) {
             self.illegal_deletions.push(format!("graph {}", target.id));
         }
         self.graph.remove(&target.id);

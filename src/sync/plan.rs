@@ -269,7 +269,7 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
     let mut plan = Plan::default();
     let mut linked_halo = BTreeSet::new();
     let mut linked_graph = BTreeSet::new();
-    for link in &snapshot.links {
+    for link in &adopt_marked(snapshot) {
         if let Some(h) = &link.halo {
             linked_halo.insert(h.id);
         }
@@ -281,6 +281,75 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
     plan_unlinked(snapshot, &linked_halo, &linked_graph, policy, &mut plan);
     guard_deletions(&mut plan, snapshot.links.len(), policy);
     plan
+}
+
+/// The links, each whose copy on one side is gone (or was never made)
+/// adopting the unlinked item a marker names as a copy of its other side:
+/// the write that made the copy happened, but its link was never saved
+/// (a crash, a lost answer). Without this the copy would be made again.
+///
+/// The adopted side is recorded with no version, so the link is saved with
+/// it whatever else happens to the pair.
+fn adopt_marked(snapshot: &Snapshot) -> Vec<Link> {
+    let mut linked_halo: BTreeSet<HaloId> = snapshot
+        .links
+        .iter()
+        .filter_map(|l| l.halo.as_ref().map(|h| h.id))
+        .collect();
+    let mut linked_graph: BTreeSet<GraphId> = snapshot
+        .links
+        .iter()
+        .filter_map(|l| l.graph.as_ref().map(|g| g.id.clone()))
+        .collect();
+    let mut links = snapshot.links.clone();
+    for link in &mut links {
+        let halo_gone = link
+            .halo
+            .as_ref()
+            .is_none_or(|h| snapshot.halo.get(&h.id) == Some(&Seen::Deleted));
+        if halo_gone && let Some(graph) = &link.graph {
+            let orphan = snapshot
+                .markers
+                .iter()
+                .filter(|(h, g)| g == &graph.id && !linked_halo.contains(h))
+                .find_map(|(h, _)| match snapshot.halo.get(h) {
+                    Some(Seen::Present(item)) => Some(item),
+                    _ => None,
+                });
+            if let Some(item) = orphan {
+                linked_halo.insert(item.id);
+                link.halo = adopted(item);
+            }
+        }
+        let graph_gone = link
+            .graph
+            .as_ref()
+            .is_none_or(|g| snapshot.graph.get(&g.id) == Some(&Seen::Deleted));
+        if graph_gone && let Some(halo) = &link.halo {
+            let orphan = snapshot
+                .markers
+                .iter()
+                .filter(|(h, g)| *h == halo.id && !linked_graph.contains(g))
+                .find_map(|(_, g)| match snapshot.graph.get(g) {
+                    Some(Seen::Present(item)) => Some(item),
+                    _ => None,
+                });
+            if let Some(item) = orphan {
+                linked_graph.insert(item.id.clone());
+                link.graph = adopted(item);
+            }
+        }
+    }
+    links
+}
+
+/// An adopted copy's link state: its content, and no version.
+fn adopted<Id: Clone>(item: &Item<Id>) -> Option<Synced<Id>> {
+    Some(Synced {
+        id: item.id.clone(),
+        version: String::new(),
+        fingerprint: item.content.fingerprint(),
+    })
 }
 
 fn plan_link(link: &Link, snapshot: &Snapshot, policy: &Policy, plan: &mut Plan) {
@@ -298,7 +367,22 @@ fn plan_link(link: &Link, snapshot: &Snapshot, policy: &Policy, plan: &mut Plan)
             Side::Halo => halo_target(),
             Side::Exchange => graph_target(),
         };
+        let already = |fingerprint: &Fingerprint| *fingerprint == source.content().fingerprint();
         match target {
+            // The target already holds this content (an adopted copy, the
+            // same edit made on both sides unseen): record, do not write.
+            Some(Target::Halo(now)) if already(&now.fingerprint) => Action::Record {
+                link: Some(id),
+                halo: Some(now),
+                graph: graph_now.clone(),
+                reason: Reason::Unchanged,
+            },
+            Some(Target::Exchange(now)) if already(&now.fingerprint) => Action::Record {
+                link: Some(id),
+                halo: halo_now.clone(),
+                graph: Some(now),
+                reason: Reason::Unchanged,
+            },
             Some(target) => Action::Update {
                 to,
                 link: id,
@@ -803,6 +887,35 @@ mod tests {
                 Action::Create { to: Side::Halo, source: Source::Exchange(g), .. } if g.id == "E8"
             )),
             "the unmarked event is new to Halo: {:?}",
+            plan.actions
+        );
+    }
+
+    #[test]
+    fn a_copy_whose_link_was_lost_is_adopted_not_made_again() {
+        // Halo 1 was deleted and E1 edited; the copy halosync then made in
+        // Halo (2, marked with E1) was written but its link never saved.
+        let mut snapshot = linked("Audit");
+        snapshot.halo.insert(1, Seen::Deleted);
+        observe_graph(&mut snapshot, graph("E1", "g2", "Audit (edited)", 3));
+        observe_halo(&mut snapshot, halo(2, "h9", "Audit (edited)", 4));
+        snapshot.markers.insert((2, "E1".into()));
+        let plan = plan(&snapshot, &policy());
+        assert!(
+            !plan
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Create { .. })),
+            "{:?}",
+            plan.actions
+        );
+        assert!(
+            matches!(
+                plan.actions.as_slice(),
+                [Action::Record { link: Some(7), halo: Some(h), graph: Some(g), .. }]
+                    if h.id == 2 && g.version == "g2"
+            ),
+            "{:?}",
             plan.actions
         );
     }
