@@ -53,9 +53,19 @@ fn field(likely: Vec<&'static str>) -> impl Strategy<Value = Option<Value>> {
 fn arb_item() -> impl Strategy<Value = Value> {
     (
         field(vec!["sub-1", "sub-2", "SUB-1"]),
-        field(vec![SECRET, "s3cret-client-statE", "", "s3cret-client-state "]),
+        field(vec![
+            SECRET,
+            "s3cret-client-statE",
+            "",
+            "s3cret-client-state ",
+        ]),
         field(vec!["created", "updated", "deleted"]),
-        field(vec!["missed", "subscriptionRemoved", "reauthorizationRequired", "exploded"]),
+        field(vec![
+            "missed",
+            "subscriptionRemoved",
+            "reauthorizationRequired",
+            "exploded",
+        ]),
         field(vec!["Users/u/Events/e1"]),
         prop::option::of(arb_json()),
         prop::collection::btree_map("[a-z]{1,6}", arb_json(), 0..3),
@@ -85,9 +95,15 @@ fn string_or_absent(item: &Map<String, Value>, key: &str) -> bool {
 /// What the parser must make of an item, decided independently of it.
 fn expected(item: &Value) -> Option<NotificationKind> {
     let item = item.as_object()?;
-    let well_typed = ["clientState", "changeType", "lifecycleEvent", "resource", "id"]
-        .iter()
-        .all(|key| string_or_absent(item, key));
+    let well_typed = [
+        "clientState",
+        "changeType",
+        "lifecycleEvent",
+        "resource",
+        "id",
+    ]
+    .iter()
+    .all(|key| string_or_absent(item, key));
     if !well_typed || item.get("subscriptionId") != Some(&json!("sub-1")) {
         return None;
     }

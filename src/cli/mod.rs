@@ -13,7 +13,10 @@ mod check;
 mod connections;
 mod db;
 mod plan;
+mod requests;
 mod sim;
+mod subscriptions;
+mod table;
 
 /// Exit codes an administrator (or systemd's `RestartPreventExitStatus=`) can act on.
 pub mod exit {
@@ -88,6 +91,13 @@ pub enum Command {
     /// Look after the SQLite database named by store.path in the config.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Manage the Graph change-notification subscriptions (the webhooks
+    /// table): list, create, delete, renew.
+    #[command(subcommand)]
+    Subscriptions(subscriptions::SubscriptionsCommand),
+    /// Show the inbound (webhook) or outbound (Halo, Graph) request log,
+    /// newest first.
+    Requests(requests::RequestsArgs),
     /// Run the built-in Microsoft Graph + HaloITSM simulator (for trying
     /// halosync without a tenant; also what the tests use).
     Sim(sim::SimArgs),
@@ -115,6 +125,14 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Db(ref command) => match load_with_logging(&cli, &env) {
             Ok(config) => db::run(command, &config),
+            Err(code) => code,
+        },
+        Command::Subscriptions(ref command) => match load_with_logging(&cli, &env) {
+            Ok(config) => subscriptions::run(command, &config),
+            Err(code) => code,
+        },
+        Command::Requests(ref args) => match load_with_logging(&cli, &env) {
+            Ok(config) => requests::run(args, &config),
             Err(code) => code,
         },
         Command::Sim(ref args) => {

@@ -207,6 +207,17 @@ pub fn notified(
     Ok(())
 }
 
+/// The name of the agent a subscription belongs to, for listings.
+pub fn agent_name(conn: &Connection, agent_id: i64) -> Result<Option<String>, StoreError> {
+    conn.query_row(
+        "SELECT name FROM agents WHERE agent_id = ?1",
+        [agent_id],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(|e| StoreError::on(conn, "reading an agent", e))
+}
+
 /// Forgets a subscription; true if it was there.
 pub fn delete(conn: &Connection, subscription_id: &str) -> Result<bool, StoreError> {
     conn.execute(

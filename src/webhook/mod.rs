@@ -26,6 +26,6 @@ pub use listener::{
 };
 pub use queue::{ChangeReason, DEFAULT_DEBOUNCE, MailboxChanged, WebhookQueue};
 pub use subscriptions::{
-    Ensured, GraphClients, SubscriptionError, SubscriptionManager, SubscriptionSettings,
-    SubscriptionTarget, Tended, TendedSubscription, renewal_due_at,
+    DeliveryUrls, Ensured, GraphClients, SubscriptionError, SubscriptionManager,
+    SubscriptionSettings, SubscriptionTarget, Tended, TendedSubscription, renewal_due_at,
 };

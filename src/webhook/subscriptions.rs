@@ -30,20 +30,30 @@ const CAP_TOLERANCE: Duration = Duration::minutes(2);
 /// Where Graph delivers, and for how long a subscription is asked for.
 #[derive(Debug, Clone)]
 pub struct SubscriptionSettings {
-    pub notification_url: Url,
-    pub lifecycle_url: Url,
+    /// Both delivery URLs; `None` without a `webhook.public_url`, when
+    /// subscriptions can be renewed and deleted but not created.
+    pub urls: Option<DeliveryUrls>,
     pub lifetime: Duration,
 }
 
+#[derive(Debug, Clone)]
+pub struct DeliveryUrls {
+    pub notification: Url,
+    pub lifecycle: Url,
+}
+
 impl SubscriptionSettings {
-    pub fn from_config(config: &WebhookConfig) -> Result<Self, SubscriptionError> {
-        match (config.notification_url(), config.lifecycle_url()) {
-            (Some(notification_url), Some(lifecycle_url)) => Ok(Self {
-                notification_url,
-                lifecycle_url,
-                lifetime: Duration::minutes(i64::from(config.subscription_lifetime_minutes)),
+    pub fn from_config(config: &WebhookConfig) -> Self {
+        let urls = match (config.notification_url(), config.lifecycle_url()) {
+            (Some(notification), Some(lifecycle)) => Some(DeliveryUrls {
+                notification,
+                lifecycle,
             }),
-            _ => Err(SubscriptionError::NotConfigured),
+            _ => None,
+        };
+        Self {
+            urls,
+            lifetime: Duration::minutes(i64::from(config.subscription_lifetime_minutes)),
         }
     }
 }
@@ -255,14 +265,19 @@ impl SubscriptionManager {
         connection: &str,
         client: &GraphClient,
     ) -> Result<SubscriptionRow, SubscriptionError> {
+        let urls = self
+            .settings
+            .urls
+            .as_ref()
+            .ok_or(SubscriptionError::NotConfigured)?;
         let client_state = new_client_state()?;
         let now = self.clock.now();
         let asked = now + self.lifetime();
         let new = NewSubscription {
             resource: format!("/users/{mailbox}/events"),
             change_type: CHANGE_TYPES.into(),
-            notification_url: self.settings.notification_url.to_string(),
-            lifecycle_notification_url: Some(self.settings.lifecycle_url.to_string()),
+            notification_url: urls.notification.to_string(),
+            lifecycle_notification_url: Some(urls.lifecycle.to_string()),
             expiration: asked,
             client_state: client_state.clone(),
         };

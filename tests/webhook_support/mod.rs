@@ -101,7 +101,7 @@ impl Hook {
         }));
         let manager = Arc::new(SubscriptionManager::new(
             queue.clone(),
-            SubscriptionSettings::from_config(&config).unwrap(),
+            SubscriptionSettings::from_config(&config),
             clock.clone(),
         ));
         let clients = Arc::new(AppClients(h.app_client()));
