@@ -122,3 +122,56 @@ async fn a_burst_of_twenty_changes_becomes_one_pull() {
         .count();
     assert_eq!(accepted, 20, "each delivery is logged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_agent_connection_subscribes_with_the_agent_s_own_sign_in() {
+    use halosync::config::ConnectionKind;
+    use halosync::graph::GraphClient;
+    use halosync::graph::auth::{MemoryRefreshTokens, scopes};
+    use halosync::webhook::SubscriptionTarget;
+    use std::sync::Arc;
+
+    let hook = Hook::start().await;
+    let connection = hook
+        .h
+        .connection("per_agent", hook.h.sim.simulator.graph_url().as_str());
+    let tokens = Arc::new(MemoryRefreshTokens::new());
+    tokens.insert(
+        &format!("agent:{LEAH_ID}"),
+        hook.h
+            .sign_in(LEAH, &scopes(connection.kind, connection.cloud))
+            .await,
+    );
+    let client = GraphClient::for_agent(
+        &connection,
+        LEAH_ID,
+        tokens,
+        &hook.h.upstreams(hook.clock.clone()),
+    )
+    .unwrap();
+    let target = SubscriptionTarget {
+        agent_id: LEAH_ID,
+        mailbox: LEAH,
+        connection: "main",
+        kind: ConnectionKind::PerAgent,
+    };
+    let ensured = hook.manager.ensure(&target, &client).await.unwrap();
+    assert!(matches!(ensured, Ensured::Created { .. }), "{ensured:?}");
+    let graph = hook.graph_subscriptions().await;
+    assert_eq!(graph.len(), 1);
+    assert_eq!(graph[0]["resource"], format!("/users/{LEAH}/events"));
+    assert_ne!(
+        graph[0]["creatorId"], graph[0]["applicationId"],
+        "created as Leah, not the app"
+    );
+
+    hook.person_creates(LEAH, "Own calendar").await;
+    let due = tokio::time::timeout(
+        Duration::from_secs(10),
+        hook.queue.wait_due(hook.clock.as_ref(), DEFAULT_DEBOUNCE),
+    )
+    .await
+    .expect("the change reaches the queue")
+    .unwrap();
+    assert_eq!(due[0].mailbox, LEAH);
+}

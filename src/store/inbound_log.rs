@@ -172,3 +172,49 @@ pub fn prune(
     webhook_queue::prune_seen(conn, now, SEEN_KEPT)?;
     Ok(pruned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use chrono::TimeZone;
+
+    fn record(at: DateTime<Utc>) -> InboundRecord {
+        InboundRecord {
+            at,
+            method: "POST".into(),
+            path: "/graph/notify".into(),
+            status: 202,
+            outcome: InboundOutcome::Accepted,
+            subscription_id: Some("s1".into()),
+            mailbox: Some("leah@contoso.com".into()),
+            item_count: 3,
+            duration_ms: 7,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_retention_prunes_old_ones_and_old_seen_notifications() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db")).unwrap();
+        let conn = store.connection();
+        let now = Utc.with_ymd_and_hms(2026, 3, 20, 12, 0, 0).unwrap();
+        insert(conn, &record(now - Duration::days(15))).unwrap();
+        insert(conn, &record(now - Duration::days(13))).unwrap();
+        webhook_queue::seen_before(conn, &[1; 32], now - Duration::days(2)).unwrap();
+        webhook_queue::seen_before(conn, &[2; 32], now - Duration::hours(2)).unwrap();
+
+        assert_eq!(prune(conn, now, 14).unwrap(), 1);
+        let left = query(conn, &RequestFilter::newest(10)).unwrap();
+        assert_eq!(left, [record(now - Duration::days(13))]);
+        assert!(
+            !webhook_queue::seen_before(conn, &[1; 32], now).unwrap(),
+            "forgotten"
+        );
+        assert!(
+            webhook_queue::seen_before(conn, &[2; 32], now).unwrap(),
+            "kept"
+        );
+    }
+}
