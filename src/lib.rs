@@ -18,6 +18,8 @@
 //!   backups.
 //! - [`sync`]: the sync engine.
 //! - [`token_cipher`]: encryption of refresh tokens at rest.
+//! - [`webhook`]: the Graph change-notification listener, subscriptions and
+//!   the queue of changed mailboxes.
 
 pub mod cli;
 pub mod clock;
@@ -32,3 +34,4 @@ pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod token_cipher;
+pub mod webhook;

@@ -75,6 +75,8 @@ fn migrations_create_every_table_on_an_empty_file() {
             "pending_operations",
             "subscriptions",
             "sync_runs",
+            "webhook_queue",
+            "webhook_seen",
         ]
     );
     assert_eq!(

@@ -70,6 +70,14 @@ pub(super) struct StoredTokens {
     clock: SharedClock,
 }
 
+impl StoredTokens {
+    /// The database the sign-ins are read from, opened as its owner: a
+    /// command that also writes other tables must use this one.
+    pub(super) fn store(&self) -> &Arc<Mutex<Store>> {
+        &self.store
+    }
+}
+
 /// The client for `connection`, or for `agent_id` of a per-agent one.
 pub(super) fn connection_client(
     connection: &ConnectionConfig,

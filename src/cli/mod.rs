@@ -14,8 +14,11 @@ mod connections;
 mod db;
 mod demo;
 mod report;
+mod requests;
 mod sim;
+mod subscriptions;
 mod sync;
+mod table;
 
 /// Exit codes an administrator (or systemd's `RestartPreventExitStatus=`) can act on.
 pub mod exit {
@@ -105,6 +108,13 @@ pub enum Command {
     /// Look after the SQLite database named by store.path in the config.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Manage the Graph change-notification subscriptions (the webhooks
+    /// table): list, create, delete, renew.
+    #[command(subcommand)]
+    Subscriptions(subscriptions::SubscriptionsCommand),
+    /// Show the inbound (webhook) or outbound (Halo, Graph) request log,
+    /// newest first.
+    Requests(requests::RequestsArgs),
     /// Run the built-in Microsoft Graph + HaloITSM simulator (for trying
     /// halosync without a tenant; also what the tests use).
     Sim(sim::SimArgs),
@@ -152,6 +162,14 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             demo::run(args)
         }
+        Command::Subscriptions(ref command) => match load_with_logging(&cli, &env) {
+            Ok(config) => subscriptions::run(command, &config),
+            Err(code) => code,
+        },
+        Command::Requests(ref args) => match load_with_logging(&cli, &env) {
+            Ok(config) => requests::run(args, &config),
+            Err(code) => code,
+        },
         Command::Sim(ref args) => {
             if let Err(code) = init_logging(&cli, &env, None) {
                 return code;

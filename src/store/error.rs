@@ -97,6 +97,15 @@ impl StoreError {
             source,
         }
     }
+
+    /// Wraps a rusqlite error with the operation and the file `conn` is open on.
+    pub(crate) fn on(
+        conn: &rusqlite::Connection,
+        action: impl Into<String>,
+        source: rusqlite::Error,
+    ) -> Self {
+        Self::sqlite(action, conn.path().unwrap_or("(in memory)"), source)
+    }
 }
 
 fn describe_pid(pid: Option<u32>) -> String {

@@ -11,7 +11,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The SQL of every migration, in order.
-pub(super) const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+pub(super) const MIGRATIONS: &[&str] =
+    &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// The schema version this binary creates and understands.
 pub(super) const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -121,6 +122,30 @@ mod tests {
         .unwrap();
         assert_eq!(schema_version(&conn, path).unwrap(), 2);
         assert_eq!(table_names(&conn), ["first", "second"]);
+    }
+
+    #[test]
+    fn a_version_1_database_upgrades_keeping_its_subscriptions() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        apply(&mut conn, path, &MIGRATIONS[..1]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO agents (agent_id, name, updated_at) VALUES (2, 'Leah', '2026-01-01T00:00:00.000Z');
+             INSERT INTO subscriptions (subscription_id, agent_id, mailbox, connection, resource,
+                 client_state_hash, expires_at, created_at, state)
+             VALUES ('s1', 2, 'leah@contoso.com', 'main', '/users/leah@contoso.com/events',
+                 zeroblob(32), '2026-01-03T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'active');",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn, path).unwrap(), 1);
+        let (id, notified): (String, Option<String>) = conn
+            .query_row(
+                "SELECT subscription_id, last_notification_at FROM subscriptions",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((id.as_str(), notified), ("s1", None));
     }
 
     #[test]

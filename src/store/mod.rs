@@ -9,12 +9,15 @@
 
 mod cursors;
 mod error;
+pub mod inbound_log;
 mod journal;
 mod links;
 mod lock;
 mod migrations;
 mod oauth_tokens;
 pub mod request_log;
+pub mod subscriptions;
+pub mod webhook_queue;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -267,6 +270,32 @@ impl IntegrityReport {
 /// (`2026-02-10T00:00:00.000Z`); the schema rejects any other shape.
 pub fn db_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Reads a time column written by [`db_time`].
+pub(crate) fn time_column(
+    row: &rusqlite::Row<'_>,
+    column: usize,
+) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = row.get(column)?;
+    parse_db_time(column, &text)
+}
+
+/// Reads a nullable time column written by [`db_time`].
+pub(crate) fn optional_time_column(
+    row: &rusqlite::Row<'_>,
+    column: usize,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let text: Option<String> = row.get(column)?;
+    text.map(|text| parse_db_time(column, &text)).transpose()
+}
+
+fn parse_db_time(column: usize, text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
+        })
 }
 
 /// A reader cannot migrate, so it accepts only the exact schema it was built for.

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, params};
 
-use super::{StoreError, db_time};
+use super::{StoreError, db_time, time_column};
 use crate::http::{RequestRecord, Upstream};
 
 fn fail(conn: &Connection, action: &str, error: rusqlite::Error) -> StoreError {
-    StoreError::sqlite(action, conn.path().unwrap_or("(in memory)"), error)
+    StoreError::on(conn, action, error)
 }
 
 /// Appends `records`; call inside a transaction to write a batch at once.
@@ -43,41 +43,85 @@ pub fn insert(conn: &Connection, records: &[RequestRecord]) -> Result<usize, Sto
     Ok(records.len())
 }
 
+/// Which log records a view shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFilter {
+    /// Only records at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only records about this agent's mailbox (an e-mail address).
+    pub agent: Option<String>,
+    /// Only failures: no answer, an error or an HTTP status of 400 or more
+    /// (inbound: also requests refused or dropped).
+    pub failed_only: bool,
+    /// At most this many, the newest.
+    pub limit: u32,
+}
+
+impl RequestFilter {
+    /// The newest `limit` records.
+    pub fn newest(limit: u32) -> Self {
+        Self {
+            since: None,
+            agent: None,
+            failed_only: false,
+            limit,
+        }
+    }
+}
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRecord> {
+    let upstream: String = row.get(1)?;
+    let duration_ms: i64 = row.get(5)?;
+    Ok(RequestRecord {
+        at: time_column(row, 0)?,
+        upstream: Upstream::parse(&upstream).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                1,
+                rusqlite::types::Type::Text,
+                format!("unexpected value '{upstream}'").into(),
+            )
+        })?,
+        method: row.get(2)?,
+        path: row.get(3)?,
+        status: row.get(4)?,
+        duration_ms: u64::try_from(duration_ms).unwrap_or(0),
+        mailbox: row.get(6)?,
+        agent_id: row.get(7)?,
+        request_id: row.get(8)?,
+        error: row.get(9)?,
+    })
+}
+
 /// The newest `limit` records, newest first.
 pub fn recent(conn: &Connection, limit: u32) -> Result<Vec<RequestRecord>, StoreError> {
+    query(conn, &RequestFilter::newest(limit))
+}
+
+/// The records `filter` selects, newest first. An agent matches by the
+/// request's mailbox or by the agent id it was made for.
+pub fn query(conn: &Connection, filter: &RequestFilter) -> Result<Vec<RequestRecord>, StoreError> {
     let mut statement = conn
         .prepare_cached(
             "SELECT at, upstream, method, path, status, duration_ms, mailbox, agent_id, request_id, error
-             FROM outbound_requests ORDER BY at DESC, id DESC LIMIT ?1",
+             FROM outbound_requests
+             WHERE (?1 IS NULL OR at >= ?1)
+               AND (?2 IS NULL OR mailbox = ?2
+                    OR agent_id IN (SELECT agent_id FROM agents
+                                    WHERE mailbox = ?2 OR email = ?2 COLLATE NOCASE))
+               AND (?3 = 0 OR status IS NULL OR status >= 400 OR error IS NOT NULL)
+             ORDER BY at DESC, id DESC LIMIT ?4",
         )
         .map_err(|e| fail(conn, "preparing the request log query", e))?;
     let rows = statement
-        .query_map([limit], |row| {
-            let at: String = row.get(0)?;
-            let upstream: String = row.get(1)?;
-            let duration_ms: i64 = row.get(5)?;
-            let invalid = |column: usize, text: &str| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    column,
-                    rusqlite::types::Type::Text,
-                    format!("unexpected value '{text}'").into(),
-                )
-            };
-            Ok(RequestRecord {
-                at: DateTime::parse_from_rfc3339(&at)
-                    .map(|at| at.with_timezone(&Utc))
-                    .map_err(|_| invalid(0, &at))?,
-                upstream: Upstream::parse(&upstream).ok_or_else(|| invalid(1, &upstream))?,
-                method: row.get(2)?,
-                path: row.get(3)?,
-                status: row.get(4)?,
-                duration_ms: u64::try_from(duration_ms).unwrap_or(0),
-                mailbox: row.get(6)?,
-                agent_id: row.get(7)?,
-                request_id: row.get(8)?,
-                error: row.get(9)?,
-            })
-        })
+        .query_map(
+            params![
+                filter.since.map(db_time),
+                filter.agent,
+                filter.failed_only,
+                filter.limit
+            ],
+            from_row,
+        )
         .map_err(|e| fail(conn, "reading the request log", e))?;
     rows.collect::<Result<_, _>>()
         .map_err(|e| fail(conn, "reading the request log", e))
