@@ -197,6 +197,7 @@ impl Calendars for World {
         &mut self,
         target: &Synced<HaloId>,
         content: &Appointment,
+        _origin: &Item<GraphId>,
     ) -> Result<Item<HaloId>, WriteError> {
         self.write()?;
         let Some(logical) = self.halo.get(&target.id).map(|s| s.logical) else {
@@ -229,7 +230,10 @@ impl Calendars for World {
         let stored = self.stored(content.clone(), logical);
         let event = Self::item(&id, &stored);
         self.graph.insert(id, stored);
-        Ok(CreatedEvent { event, halo: None })
+        Ok(CreatedEvent {
+            event: Some(event),
+            halo: None,
+        })
     }
 
     async fn update_in_exchange(

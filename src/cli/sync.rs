@@ -176,7 +176,8 @@ async fn run_agents(
         &store,
         session.clock.as_ref(),
         &directory,
-    );
+    )
+    .with_owner_overrides(&config.connections);
     let progress = Progress::new(options);
     let mut rows: Vec<(String, Option<Tally>)> = Vec::new();
     let mut needs_operator = false;

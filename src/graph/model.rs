@@ -59,6 +59,9 @@ pub struct Event {
     pub attendees: Option<Vec<Attendee>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organizer: Option<Recipient>,
+    /// False on an attendee's copy of someone else's meeting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_organizer: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_online_meeting: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +105,16 @@ impl Event {
             .get_or_insert_default();
         properties.retain(|p| !p.id.eq_ignore_ascii_case(HALO_ID_PROPERTY));
         properties.push(property);
+    }
+
+    /// On an attendee's copy of a meeting, the organizer's address
+    /// (lower-cased); `None` on the organizer's own events.
+    pub fn organizer_of_copy(&self) -> Option<String> {
+        if self.is_organizer != Some(false) {
+            return None;
+        }
+        let address = self.organizer.as_ref()?.email_address.address.as_deref()?;
+        Some(address.trim().to_ascii_lowercase())
     }
 
     pub fn start_utc(&self) -> Result<Option<DateTime<Utc>>, DateError> {

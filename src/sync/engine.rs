@@ -15,6 +15,9 @@
 //! immutable id (`entryid`), iCalUId (`exchange_uid`) and series master
 //! (`recurring_master_id`). `halosync relink` and the planner's matching
 //! read them back.
+//!
+//! With an owner override the Exchange writes go to the scheduler's
+//! meeting instead ([`super::owner`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -26,6 +29,7 @@ use super::apply::{Calendars, CreatedEvent, Links, Origin, WriteError, transacti
 use super::graph_map::GraphMapping;
 use super::halo_map::{AgentDirectory, HaloMapping};
 use super::observe::{Details, EventIdentity};
+use super::owner::OwnerOverride;
 use super::plan::{GraphId, HaloId, Item, LinkId, Side, Synced};
 use crate::clock::Clock;
 use crate::graph::model::Event;
@@ -54,28 +58,42 @@ pub struct MailboxSync<'a> {
     pub mailbox: &'a str,
     pub settings: &'a WriteSettings,
     pub details: &'a Details,
+    /// The connection's owner override, when it applies to this agent.
+    pub(super) owner: Option<&'a OwnerOverride>,
     /// The journal row of the write in flight, finished with its link.
     intent: Option<i64>,
     /// Exchange identities of events this run created or linked.
     identities: BTreeMap<GraphId, EventIdentity>,
+    /// Meetings created in the scheduler's calendar whose copy in this
+    /// mailbox has not arrived yet, by Halo id: their links are saved with
+    /// the meeting's identity and no event, until the copy is paired.
+    pub(super) awaiting_copy: BTreeMap<HaloId, EventIdentity>,
 }
 
 /// What a Graph create's intent holds, so a replay can finish it.
 #[derive(Debug, Serialize, Deserialize)]
-struct GraphCreateIntent {
-    mailbox: String,
-    agent_id: i64,
-    halo_id: HaloId,
-    halo_version: String,
-    halo_fingerprint: String,
-    event: Event,
+pub(super) struct GraphCreateIntent {
+    /// The agent's mailbox, whose run replays the create.
+    pub mailbox: String,
+    pub agent_id: i64,
+    pub halo_id: HaloId,
+    pub halo_version: String,
+    pub halo_fingerprint: String,
+    pub event: Event,
+    /// The scheduler's mailbox the meeting was created in (owner override).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizer: Option<String>,
 }
 
 /// An interrupted write found and finished (or dropped) before a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replayed {
-    /// A Graph create, replayed with its transactionId and linked.
-    Linked { halo_id: HaloId, event_id: GraphId },
+    /// A Graph create, replayed with its transactionId and linked (to no
+    /// event yet when it is a meeting whose copy has not arrived).
+    Linked {
+        halo_id: HaloId,
+        event_id: Option<GraphId>,
+    },
     /// A write that is not replayed: the run observes its effect instead.
     Dropped { side: Side, kind: WriteKind },
 }
@@ -103,9 +121,18 @@ impl<'a> MailboxSync<'a> {
             mailbox,
             settings,
             details,
+            owner: None,
             intent: None,
             identities: BTreeMap::new(),
+            awaiting_copy: BTreeMap::new(),
         }
+    }
+
+    /// Routes this mailbox's Exchange writes through the connection's owner
+    /// override (`None`: the agent's own calendar).
+    pub fn with_owner(mut self, owner: Option<&'a OwnerOverride>) -> Self {
+        self.owner = owner;
+        self
     }
 
     fn store(&self) -> Result<MutexGuard<'a, Store>, String> {
@@ -114,7 +141,7 @@ impl<'a> MailboxSync<'a> {
             .map_err(|_| "the database handle was poisoned by an earlier panic".to_string())
     }
 
-    fn journal(
+    pub(super) fn journal(
         &mut self,
         side: Side,
         kind: WriteKind,
@@ -135,7 +162,7 @@ impl<'a> MailboxSync<'a> {
 
     /// After a failed write: an outcome that may have happened stays in
     /// the journal (a Graph create is then replayed); any other is done.
-    fn write_failed(&mut self, error: &WriteError, may_have_happened: bool) {
+    pub(super) fn write_failed(&mut self, error: &WriteError, may_have_happened: bool) {
         let Some(id) = self.intent.take() else { return };
         let now = self.clock.now();
         if let Ok(store) = self.store() {
@@ -147,6 +174,17 @@ impl<'a> MailboxSync<'a> {
             if let Err(e) = outcome {
                 tracing::warn!(error = %e, "could not update the write journal");
             }
+        }
+    }
+
+    /// After a write whose outcome no link records: its intent is done.
+    pub(super) fn write_done(&mut self) {
+        let Some(id) = self.intent.take() else { return };
+        let finished = self
+            .store()
+            .and_then(|s| s.finish_intent(id).map_err(|e| e.to_string()));
+        if let Err(e) = finished {
+            tracing::warn!(error = %e, "could not update the write journal");
         }
     }
 
@@ -186,9 +224,10 @@ impl<'a> MailboxSync<'a> {
                     .map_err(|e| e.to_string())?;
                 continue;
             };
+            let target = create.organizer.as_deref().unwrap_or(self.mailbox);
             let created = match self
                 .graph
-                .create_event(self.mailbox, &create.event, transaction)
+                .create_event(target, &create.event, transaction)
                 .await
             {
                 Ok(created) => created,
@@ -209,11 +248,20 @@ impl<'a> MailboxSync<'a> {
                     continue;
                 }
             };
-            let event = self
-                .settings
-                .graph_mapping
-                .read(&created, self.mailbox)
-                .map_err(|e| format!("the replayed Exchange create reads back wrong: {e}"))?;
+            let event = if let Some(scheduler) = create.organizer.as_deref() {
+                self.copy_of_meeting(scheduler, &created, create.halo_id)
+                    .await
+            } else {
+                self.remember(&created);
+                Some(
+                    self.settings
+                        .graph_mapping
+                        .read(&created, self.mailbox)
+                        .map_err(|e| {
+                            format!("the replayed Exchange create reads back wrong: {e}")
+                        })?,
+                )
+            };
             let halo = Fingerprint::from_hex(&create.halo_fingerprint).map(|fingerprint| Synced {
                 id: create.halo_id,
                 version: create.halo_version.clone(),
@@ -226,30 +274,23 @@ impl<'a> MailboxSync<'a> {
                 .into_iter()
                 .find(|l| l.halo.as_ref().is_some_and(|h| h.id == create.halo_id));
             self.intent = Some(intent.id);
-            self.remember(&created);
             let link = existing.map(|l| l.id);
-            self.save(link, halo, Some(event.synced()), Origin::Halo)?;
+            self.save(link, halo, event.as_ref().map(Item::synced), Origin::Halo)?;
             replayed.push(Replayed::Linked {
                 halo_id: create.halo_id,
-                event_id: event.id,
+                event_id: event.map(|e| e.id),
             });
         }
         Ok(replayed)
     }
 
-    fn remember(&mut self, event: &Event) {
+    pub(super) fn remember(&mut self, event: &Event) {
         if let Some(id) = &event.id {
-            self.identities.insert(
-                id.clone(),
-                EventIdentity {
-                    ical_uid: event.ical_uid.clone(),
-                    series_master_id: event.series_master_id.clone(),
-                },
-            );
+            self.identities.insert(id.clone(), EventIdentity::of(event));
         }
     }
 
-    fn identity(&self, id: &GraphId) -> Option<&EventIdentity> {
+    pub(super) fn identity(&self, id: &GraphId) -> Option<&EventIdentity> {
         self.identities
             .get(id)
             .or_else(|| self.details.events.get(id))
@@ -262,7 +303,7 @@ impl<'a> MailboxSync<'a> {
             .ok_or_else(|| WriteError::Refused("Halo saved an appointment without times".into()))
     }
 
-    fn read_event(&self, event: &Event) -> Result<Item<GraphId>, WriteError> {
+    pub(super) fn read_event(&self, event: &Event) -> Result<Item<GraphId>, WriteError> {
         self.settings
             .graph_mapping
             .read(event, self.mailbox)
@@ -301,7 +342,73 @@ impl<'a> MailboxSync<'a> {
         }
     }
 
-    fn is_teams(&self, halo_id: HaloId) -> bool {
+    /// Journals, then sends, the create of `event` (a copy of `origin`) in
+    /// `calendar`: the agent's own, or the scheduler's for a meeting. The
+    /// transactionId is the calendar's, so a replay finds the same event.
+    pub(super) async fn post_event(
+        &mut self,
+        calendar: &str,
+        event: &Event,
+        origin: &Item<HaloId>,
+    ) -> Result<Event, WriteError> {
+        let transaction = transaction_id(calendar, origin.id, &origin.version);
+        let payload = serde_json::to_value(GraphCreateIntent {
+            mailbox: self.mailbox.to_string(),
+            agent_id: self.agent_id,
+            halo_id: origin.id,
+            halo_version: origin.version.clone(),
+            halo_fingerprint: origin.content.fingerprint().to_string(),
+            event: event.clone(),
+            organizer: (!calendar.eq_ignore_ascii_case(self.mailbox)).then(|| calendar.to_string()),
+        })
+        .map_err(|e| WriteError::Refused(e.to_string()))?;
+        self.journal(
+            Side::Exchange,
+            WriteKind::Create,
+            Some(&transaction),
+            &payload,
+        )?;
+        self.graph
+            .create_event(calendar, event, &transaction)
+            .await
+            .map_err(|e| {
+                let transient = e.is_transient();
+                let error = graph_error(e);
+                self.write_failed(&error, transient);
+                error
+            })
+    }
+
+    /// After Exchange made the Teams meeting of a create: its join link
+    /// written back to Halo, and the appointment as it now stands.
+    pub(super) async fn write_back_join_url(
+        &mut self,
+        origin: &Item<HaloId>,
+        teams: bool,
+        join_url: Option<&String>,
+    ) -> Option<Item<HaloId>> {
+        let url = join_url
+            .filter(|url| teams && origin.content.online_meeting_url.as_ref() != Some(url))?;
+        let row = crate::halo::Appointment {
+            id: Some(origin.id),
+            online_meeting_url: Some(url.clone()),
+            ..crate::halo::Appointment::default()
+        };
+        match self.halo.save_appointments(&[row]).await {
+            Ok(saved) => saved
+                .into_iter()
+                .next()
+                .and_then(|s| self.settings.halo_mapping.read(&s.appointment, self.agents)),
+            Err(failure) => {
+                // The event exists and gets linked; the next run copies the
+                // link across as a change in Exchange.
+                tracing::warn!(error = %failure, halo_id = origin.id, "could not write the Teams link back to Halo");
+                None
+            }
+        }
+    }
+
+    pub(super) fn is_teams(&self, halo_id: HaloId) -> bool {
         self.details
             .halo_types
             .get(&halo_id)
@@ -320,7 +427,7 @@ fn halo_error(error: HaloError) -> WriteError {
     }
 }
 
-fn graph_error(error: GraphError) -> WriteError {
+pub(super) fn graph_error(error: GraphError) -> WriteError {
     match error {
         GraphError::ItemNotFound { .. } => WriteError::NotFound,
         GraphError::Conflict { .. } => WriteError::Conflict,
@@ -330,7 +437,7 @@ fn graph_error(error: GraphError) -> WriteError {
 }
 
 /// Graph's `If-Match` value for a stored changeKey.
-fn etag(change_key: &str) -> String {
+pub(super) fn etag(change_key: &str) -> String {
     format!("W/\"{change_key}\"")
 }
 
@@ -358,7 +465,12 @@ impl Calendars for MailboxSync<'_> {
         &mut self,
         target: &Synced<HaloId>,
         content: &Appointment,
+        origin: &Item<GraphId>,
     ) -> Result<Item<HaloId>, WriteError> {
+        if let Some(owner) = self.owner {
+            // Before the Halo write, so a failure leaves both to the next run.
+            self.carry_to_scheduler(owner, origin).await?;
+        }
         let mut row =
             self.settings
                 .halo_mapping
@@ -391,64 +503,21 @@ impl Calendars for MailboxSync<'_> {
         origin: &Item<HaloId>,
     ) -> Result<CreatedEvent, WriteError> {
         let teams = self.is_teams(origin.id);
+        if let Some(owner) = self.owner {
+            return self.create_meeting(owner, content, origin, teams).await;
+        }
         let mut event = self.settings.graph_mapping.write(content, teams);
         event.set_halo_id(origin.id);
-        let transaction = transaction_id(self.mailbox, origin.id, &origin.version);
-        let payload = serde_json::to_value(GraphCreateIntent {
-            mailbox: self.mailbox.to_string(),
-            agent_id: self.agent_id,
-            halo_id: origin.id,
-            halo_version: origin.version.clone(),
-            halo_fingerprint: origin.content.fingerprint().to_string(),
-            event: event.clone(),
-        })
-        .map_err(|e| WriteError::Refused(e.to_string()))?;
-        self.journal(
-            Side::Exchange,
-            WriteKind::Create,
-            Some(&transaction),
-            &payload,
-        )?;
-        let created = match self
-            .graph
-            .create_event(self.mailbox, &event, &transaction)
-            .await
-        {
-            Ok(created) => created,
-            Err(e) => {
-                let transient = e.is_transient();
-                let error = graph_error(e);
-                self.write_failed(&error, transient);
-                return Err(error);
-            }
-        };
+        let created = self.post_event(self.mailbox, &event, origin).await?;
         self.remember(&created);
         let item = self.read_event(&created)?;
-        let join_url = item.content.online_meeting_url.clone();
-        let halo = match join_url {
-            // Exchange made the Teams meeting: its link goes back to Halo.
-            Some(url) if teams && origin.content.online_meeting_url.as_ref() != Some(&url) => {
-                let row = crate::halo::Appointment {
-                    id: Some(origin.id),
-                    online_meeting_url: Some(url),
-                    ..crate::halo::Appointment::default()
-                };
-                match self.halo.save_appointments(&[row]).await {
-                    Ok(saved) => saved
-                        .into_iter()
-                        .next()
-                        .and_then(|s| self.settings.halo_mapping.read(&s.appointment, self.agents)),
-                    Err(failure) => {
-                        // The event exists and gets linked; the next run
-                        // copies the link across as a change in Exchange.
-                        tracing::warn!(error = %failure, halo_id = origin.id, "could not write the Teams link back to Halo");
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        Ok(CreatedEvent { event: item, halo })
+        let halo = self
+            .write_back_join_url(origin, teams, item.content.online_meeting_url.as_ref())
+            .await;
+        Ok(CreatedEvent {
+            event: Some(item),
+            halo,
+        })
     }
 
     async fn update_in_exchange(
@@ -456,6 +525,11 @@ impl Calendars for MailboxSync<'_> {
         target: &Synced<GraphId>,
         content: &Appointment,
     ) -> Result<Item<GraphId>, WriteError> {
+        if let Some(owner) = self.owner
+            && let Some(written) = self.update_meeting(owner, target, content).await?
+        {
+            return Ok(written);
+        }
         let event = self.settings.graph_mapping.write(content, false);
         self.journal(
             Side::Exchange,
@@ -481,6 +555,11 @@ impl Calendars for MailboxSync<'_> {
     }
 
     async fn delete_in_exchange(&mut self, target: &Synced<GraphId>) -> Result<(), WriteError> {
+        if let Some(owner) = self.owner
+            && self.delete_meeting(owner, target).await?
+        {
+            return Ok(());
+        }
         self.journal(
             Side::Exchange,
             WriteKind::Delete,
@@ -513,6 +592,7 @@ impl Links for MailboxSync<'_> {
         let identity = graph
             .as_ref()
             .and_then(|g| self.identity(&g.id))
+            .or_else(|| halo.as_ref().and_then(|h| self.awaiting_copy.get(&h.id)))
             .cloned()
             .unwrap_or_default();
         let (agent_id, mailbox) = (self.agent_id, self.mailbox);

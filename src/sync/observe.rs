@@ -3,10 +3,10 @@
 //! back — the planner's [`Snapshot`].
 //!
 //! This is the full pass (the whole window on both sides). An item a link
-//! names but the listing lacks is looked up: gone (404) is a deletion;
-//! still there (moved out of the window, or to another agent) is simply not
-//! observed; an error is not observed either, so nothing is ever deleted
-//! because a read failed.
+//! names but the listing lacks is looked up: gone (404), or a meeting copy
+//! its organizer cancelled, is a deletion; still there (moved out of the
+//! window, or to another agent) is simply not observed; an error is not
+//! observed either, so nothing is ever deleted because a read failed.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +50,19 @@ pub struct EventIdentity {
     pub ical_uid: Option<String>,
     /// Set on occurrences and exceptions of a series.
     pub series_master_id: Option<String>,
+    /// The meeting's organizer (lower-case), when it is not this mailbox:
+    /// the event is an attendee's copy.
+    pub organizer: Option<String>,
+}
+
+impl EventIdentity {
+    pub fn of(event: &Event) -> Self {
+        Self {
+            ical_uid: event.ical_uid.clone(),
+            series_master_id: event.series_master_id.clone(),
+            organizer: event.organizer_of_copy(),
+        }
+    }
 }
 
 impl Details {
@@ -73,13 +86,7 @@ impl Details {
         if let Some(halo_id) = event.halo_id() {
             snapshot.markers.insert((halo_id, id.clone()));
         }
-        self.events.insert(
-            id,
-            EventIdentity {
-                ical_uid: event.ical_uid.clone(),
-                series_master_id: event.series_master_id.clone(),
-            },
-        );
+        self.events.insert(id, EventIdentity::of(event));
     }
 }
 
@@ -202,6 +209,11 @@ impl Observer<'_> {
         for id in missing_graph {
             match self.graph.event(mailbox, &id).await {
                 Err(GraphError::ItemNotFound { .. }) => {
+                    snapshot.graph.insert(id, Seen::Deleted);
+                }
+                // The organizer cancelled the meeting this copy belongs to:
+                // for the attendee it is gone, though the item stays.
+                Ok(event) if event.is_cancelled == Some(true) => {
                     snapshot.graph.insert(id, Seen::Deleted);
                 }
                 Ok(_) => {}
