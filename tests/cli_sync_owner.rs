@@ -9,8 +9,12 @@ mod common;
 #[path = "common/sync_sim.rs"]
 mod sync_sim;
 
+use halosync::clock::{Clock, SystemClock};
+use halosync::model::Appointment;
 use halosync::sim::graph::ids;
-use halosync::store::Store;
+use halosync::store::{Store, WriteKind};
+use halosync::sync::apply::transaction_id;
+use halosync::sync::plan::Side;
 use serde_json::{Value, json};
 use sync_sim::{SyncSim, appointment, day};
 
@@ -299,4 +303,60 @@ async fn a_copy_that_arrives_after_the_create_is_linked_not_imported() {
         "Audit, paired"
     );
     assert_eq!(sim.events(SCHEDULER).await.len(), 1, "never doubled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_meeting_create_is_finished_into_the_same_meeting() {
+    let sim = start(false).await;
+    // A previous run journaled the create of Leah's audit as the
+    // scheduler's meeting, sent it, and died before its answer came back.
+    let row: halosync::halo::Appointment =
+        serde_json::from_value(sim.appointments().await[0].clone()).unwrap();
+    let (halo_id, version) = (row.id.unwrap(), row.last_modified.unwrap().to_rfc3339());
+    let transaction = transaction_id(SCHEDULER, halo_id, &version);
+    let mut meeting = json!({"subject": "Server room audit",
+        "start": {"dateTime": format!("{}T09:00:00", day(2)), "timeZone": "UTC"},
+        "end": {"dateTime": format!("{}T10:00:00", day(2)), "timeZone": "UTC"},
+        "attendees": [{"emailAddress": {"address": LEAH}}, {"emailAddress": {"address": AMIR}}]});
+    let payload = json!({"mailbox": LEAH, "agent_id": 2, "halo_id": halo_id,
+        "halo_version": version, "event": meeting.clone(), "organizer": SCHEDULER,
+        // Only compared once Halo's version moves.
+        "halo_fingerprint": Appointment::default().fingerprint().to_string()});
+    meeting["transactionId"] = json!(transaction);
+    sim.act(json!({"op": "create_event", "mailbox": SCHEDULER, "event": meeting}))
+        .await;
+    {
+        let store = Store::open(sim.database()).expect("database");
+        store
+            .record_intent(
+                None,
+                Side::Exchange,
+                WriteKind::Create,
+                Some(&transaction),
+                &payload,
+                SystemClock.now(),
+            )
+            .expect("intent");
+    }
+
+    let out = sim.expect(&["sync", "--once"], 0).await;
+    assert!(
+        out.contains("finished 1 write(s) interrupted last time"),
+        "{out}"
+    );
+    assert!(!out.contains("create in Exchange"), "{out}");
+    let meeting = only_event(&sim, SCHEDULER).await;
+    let (linked, uid) = leahs_link(&sim);
+    let copy = only_event(&sim, LEAH).await;
+    assert!(same_item(&linked.unwrap(), copy["id"].as_str().unwrap()));
+    assert_eq!(uid.as_deref(), meeting["iCalUId"].as_str());
+    assert!(
+        Store::open_read_only(sim.database())
+            .unwrap()
+            .pending_intents()
+            .unwrap()
+            .is_empty()
+    );
+    at_rest(&sim).await;
+    assert_eq!(sim.appointments().await.len(), 1);
 }

@@ -4,7 +4,7 @@
 //! Each write is recorded as an intent before it is sent and finished in
 //! the same transaction as the link that records its outcome. A Graph
 //! create carries a deterministic `transactionId`, so an intent left by a
-//! crash or a lost answer is replayed ([`MailboxSync::replay`]) before the
+//! crash or a lost answer is replayed ([`super::replay`]) before the
 //! next observation and returns the event the first attempt made. Other
 //! writes are not replayed: a Halo create whose link was lost is found
 //! again through its marker (`entryid`), updates and deletes are observed
@@ -22,7 +22,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::apply::{Calendars, CreatedEvent, Links, Origin, WriteError, transaction_id};
@@ -31,11 +30,12 @@ use super::halo_map::{AgentDirectory, HaloMapping};
 use super::observe::{Details, EventIdentity};
 use super::owner::OwnerOverride;
 use super::plan::{GraphId, HaloId, Item, LinkId, Side, Synced};
+use super::replay::GraphCreateIntent;
 use crate::clock::Clock;
 use crate::graph::model::Event;
 use crate::graph::{GraphClient, GraphError};
 use crate::halo::{HaloClient, HaloError};
-use crate::model::{Appointment, Fingerprint};
+use crate::model::Appointment;
 use crate::store::{Store, WriteKind};
 
 /// Mapping and meeting settings a mailbox's writes use.
@@ -61,41 +61,13 @@ pub struct MailboxSync<'a> {
     /// The connection's owner override, when it applies to this agent.
     pub(super) owner: Option<&'a OwnerOverride>,
     /// The journal row of the write in flight, finished with its link.
-    intent: Option<i64>,
+    pub(super) intent: Option<i64>,
     /// Exchange identities of events this run created or linked.
     identities: BTreeMap<GraphId, EventIdentity>,
     /// Meetings created in the scheduler's calendar whose copy in this
     /// mailbox has not arrived yet, by Halo id: their links are saved with
     /// the meeting's identity and no event, until the copy is paired.
     pub(super) awaiting_copy: BTreeMap<HaloId, EventIdentity>,
-}
-
-/// What a Graph create's intent holds, so a replay can finish it.
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct GraphCreateIntent {
-    /// The agent's mailbox, whose run replays the create.
-    pub mailbox: String,
-    pub agent_id: i64,
-    pub halo_id: HaloId,
-    pub halo_version: String,
-    pub halo_fingerprint: String,
-    pub event: Event,
-    /// The scheduler's mailbox the meeting was created in (owner override).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organizer: Option<String>,
-}
-
-/// An interrupted write found and finished (or dropped) before a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Replayed {
-    /// A Graph create, replayed with its transactionId and linked (to no
-    /// event yet when it is a meeting whose copy has not arrived).
-    Linked {
-        halo_id: HaloId,
-        event_id: Option<GraphId>,
-    },
-    /// A write that is not replayed: the run observes its effect instead.
-    Dropped { side: Side, kind: WriteKind },
 }
 
 impl<'a> MailboxSync<'a> {
@@ -135,7 +107,7 @@ impl<'a> MailboxSync<'a> {
         self
     }
 
-    fn store(&self) -> Result<MutexGuard<'a, Store>, String> {
+    pub(super) fn store(&self) -> Result<MutexGuard<'a, Store>, String> {
         self.store
             .lock()
             .map_err(|_| "the database handle was poisoned by an earlier panic".to_string())
@@ -186,102 +158,6 @@ impl<'a> MailboxSync<'a> {
         if let Err(e) = finished {
             tracing::warn!(error = %e, "could not update the write journal");
         }
-    }
-
-    /// Finishes the writes a crash or a lost answer left in the journal
-    /// for this mailbox, before it is observed.
-    pub async fn replay(&mut self) -> Result<Vec<Replayed>, String> {
-        let intents = self.store()?.pending_intents().map_err(|e| e.to_string())?;
-        let mut replayed = Vec::new();
-        for intent in intents {
-            let mailbox = intent
-                .payload
-                .get("mailbox")
-                .and_then(|m| m.as_str())
-                .unwrap_or_default();
-            if !mailbox.eq_ignore_ascii_case(self.mailbox) {
-                continue;
-            }
-            let graph_create = intent.side == Side::Exchange && intent.kind == WriteKind::Create;
-            let (Some(transaction), true) = (intent.transaction_id.as_deref(), graph_create) else {
-                self.store()?
-                    .finish_intent(intent.id)
-                    .map_err(|e| e.to_string())?;
-                replayed.push(Replayed::Dropped {
-                    side: intent.side,
-                    kind: intent.kind,
-                });
-                continue;
-            };
-            let Ok(create) = serde_json::from_value::<GraphCreateIntent>(intent.payload.clone())
-            else {
-                tracing::warn!(
-                    intent = intent.id,
-                    "a journaled Exchange create cannot be read; dropping it"
-                );
-                self.store()?
-                    .finish_intent(intent.id)
-                    .map_err(|e| e.to_string())?;
-                continue;
-            };
-            let target = create.organizer.as_deref().unwrap_or(self.mailbox);
-            let created = match self
-                .graph
-                .create_event(target, &create.event, transaction)
-                .await
-            {
-                Ok(created) => created,
-                Err(error) if error.is_transient() => {
-                    let now = self.clock.now();
-                    self.store()?
-                        .note_intent_attempt(intent.id, Some(&error.to_string()), now)
-                        .map_err(|e| e.to_string())?;
-                    return Err(format!(
-                        "an interrupted Exchange create could not be finished yet: {error}"
-                    ));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, halo_id = create.halo_id, "an interrupted Exchange create was refused on replay; the next sync plans it again");
-                    self.store()?
-                        .finish_intent(intent.id)
-                        .map_err(|e| e.to_string())?;
-                    continue;
-                }
-            };
-            let event = if let Some(scheduler) = create.organizer.as_deref() {
-                self.copy_of_meeting(scheduler, &created, create.halo_id)
-                    .await
-            } else {
-                self.remember(&created);
-                Some(
-                    self.settings
-                        .graph_mapping
-                        .read(&created, self.mailbox)
-                        .map_err(|e| {
-                            format!("the replayed Exchange create reads back wrong: {e}")
-                        })?,
-                )
-            };
-            let halo = Fingerprint::from_hex(&create.halo_fingerprint).map(|fingerprint| Synced {
-                id: create.halo_id,
-                version: create.halo_version.clone(),
-                fingerprint,
-            });
-            let existing = self
-                .store()?
-                .links(self.mailbox)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .find(|l| l.halo.as_ref().is_some_and(|h| h.id == create.halo_id));
-            self.intent = Some(intent.id);
-            let link = existing.map(|l| l.id);
-            self.save(link, halo, event.as_ref().map(Item::synced), Origin::Halo)?;
-            replayed.push(Replayed::Linked {
-                halo_id: create.halo_id,
-                event_id: event.map(|e| e.id),
-            });
-        }
-        Ok(replayed)
     }
 
     pub(super) fn remember(&mut self, event: &Event) {

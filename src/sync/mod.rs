@@ -8,6 +8,7 @@
 //! - [`run`]: one agent's run: replay, observe, plan, apply (or dry run).
 //! - [`engine`]: the writes and links of one mailbox, over the clients and
 //!   the store, journaled.
+//! - [`replay`]: finishing the writes a crash left in the journal.
 //! - [`owner`]: the owner override: Exchange writes made on a scheduler's
 //!   meetings, the agent's copy linked.
 //! - [`meetings`]: one meeting seen from several calendars: pairing a copy
@@ -21,4 +22,5 @@ pub mod meetings;
 pub mod observe;
 pub mod owner;
 pub mod plan;
+pub mod replay;
 pub mod run;

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::apply::{Applied, apply_with};
-use super::engine::{MailboxSync, Replayed, WriteSettings};
+use super::engine::{MailboxSync, WriteSettings};
 use super::halo_map::AgentDirectory;
 use super::observe::{Details, ObserveError, Observer};
 use super::owner::OwnerOverride;
 use super::plan::{Action, Plan, Policy, Side, Source, plan};
+use super::replay::Replayed;
 use crate::clock::Clock;
 use crate::config::{ConnectionConfig, SyncConfig};
 use crate::graph::{GraphClient, GraphError, Window};
