@@ -387,7 +387,9 @@ pub(crate) fn create_event(
         );
         subscriptions::notify(shared, &mut inner, key, event_key, ChangeType::Created);
     }
-    if created {
+    // A new event without attendees has no copies to make (and seeding
+    // thousands of them must not scan every mailbox each time).
+    if created && !rules::attendee_addresses(&instance.event).is_empty() {
         meetings::organizer_saved(shared, &mut inner, key, event_key, notify);
     }
     Ok(value)
