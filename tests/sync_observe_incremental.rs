@@ -32,7 +32,6 @@ struct Sim {
     halo: HaloClient,
     graph: GraphClient,
     agents: AgentDirectory,
-    served: std::collections::BTreeSet<String>,
     window: Window,
     /// What `/_sim/seed` returned (the ids it assigned).
     seeded: Value,
@@ -77,7 +76,6 @@ impl Sim {
             halo,
             graph,
             agents: AgentDirectory::new([(2, LEAH.to_string())]),
-            served: [LEAH.to_string()].into(),
             window: Window::new(day - Duration::days(2), day + Duration::days(14)),
             seeded: Value::Null,
         };
@@ -130,7 +128,6 @@ impl Sim {
                 attendees: AttendeeMode::None,
             },
             agents: &self.agents,
-            served: &self.served,
         }
     }
 

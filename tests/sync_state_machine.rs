@@ -259,6 +259,7 @@ impl Calendars for World {
         &mut self,
         target: &Synced<HaloId>,
         content: &Appointment,
+        _origin: &Item<GraphId>,
     ) -> Result<Item<HaloId>, WriteError> {
         self.write()?;
         let Some((logical, marker)) = self
@@ -297,7 +298,10 @@ impl Calendars for World {
         stored.marker = Some(origin.id.to_string());
         let event = Self::item(&id, &stored);
         self.graph.insert(id, stored);
-        Ok(CreatedEvent { event, halo: None })
+        Ok(CreatedEvent {
+            event: Some(event),
+            halo: None,
+        })
     }
 
     async fn update_in_exchange(

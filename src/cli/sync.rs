@@ -200,7 +200,8 @@ async fn run_agents(
             .filter(|agent| served(config, agent))
             .filter_map(Agent::mailbox)
             .collect(),
-    );
+    )
+    .with_owner_overrides(&config.connections);
     let progress = Progress::new(options);
     let mut rows: Vec<(String, Option<Tally>)> = Vec::new();
     let mut needs_operator = false;

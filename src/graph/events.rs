@@ -150,6 +150,24 @@ impl GraphClient {
         self.collect_pages(mailbox, url, None).await
     }
 
+    /// The events of one meeting (or occurrence) in `mailbox`: the
+    /// organizer's event in the organizer's mailbox, an attendee's copy in
+    /// theirs. Each copy has its own id; the iCalUId is what they share.
+    pub async fn events_with_ical_uid(
+        &self,
+        mailbox: &str,
+        ical_uid: &str,
+    ) -> Result<Vec<Event>, GraphError> {
+        let mut url = self.user_url(mailbox, &["events"]);
+        url.query_pairs_mut()
+            .append_pair(
+                "$filter",
+                &format!("iCalUId eq '{}'", ical_uid.replace('\'', "''")),
+            )
+            .append_pair("$expand", &expand_halo_id());
+        self.collect_pages(mailbox, url, None).await
+    }
+
     /// Every occurrence, exception and single event overlapping `window`,
     /// with halosync's Halo-id marker read back.
     pub async fn calendar_view(

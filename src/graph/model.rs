@@ -107,6 +107,16 @@ impl Event {
         properties.push(property);
     }
 
+    /// On an attendee's copy of a meeting, the organizer's address
+    /// (lower-cased); `None` on the organizer's own events.
+    pub fn organizer_of_copy(&self) -> Option<String> {
+        if self.is_organizer != Some(false) {
+            return None;
+        }
+        let address = self.organizer.as_ref()?.email_address.address.as_deref()?;
+        Some(address.trim().to_ascii_lowercase())
+    }
+
     pub fn start_utc(&self) -> Result<Option<DateTime<Utc>>, DateError> {
         self.start
             .as_ref()

@@ -34,6 +34,16 @@ fn side<Id>(
     })
 }
 
+/// A link (live or removed) that records a meeting's iCalUId.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingLink {
+    pub link: LinkId,
+    pub mailbox: String,
+    /// A live link naming no event yet: the agent's copy of a meeting
+    /// created in another calendar had not arrived when it was saved.
+    pub awaiting_copy: bool,
+}
+
 /// How an agent's calendar sync stands (`agents.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentHealth {
@@ -224,6 +234,29 @@ impl Store {
         Ok(())
     }
 
+    /// The links, live or removed, in any mailbox, that record the meeting
+    /// `ical_uid`.
+    pub fn links_of_meeting(&self, ical_uid: &str) -> Result<Vec<MeetingLink>, StoreError> {
+        let fail = |e| StoreError::sqlite("reading the links of a meeting", self.path(), e);
+        let mut statement = self
+            .connection()
+            .prepare_cached(
+                "SELECT id, mailbox, graph_id IS NULL AND state <> 'deleted' FROM links
+                 WHERE ical_uid = ?1 ORDER BY id",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([ical_uid], |row| {
+                Ok(MeetingLink {
+                    link: row.get(0)?,
+                    mailbox: row.get(1)?,
+                    awaiting_copy: row.get(2)?,
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<Result<_, _>>().map_err(fail)
+    }
+
     /// Marks a link removed (both items are gone, or one was deleted with
     /// its partner).
     pub fn remove_link(&self, link: LinkId, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -318,7 +351,25 @@ mod tests {
             Some(moved)
         );
 
+        store
+            .set_link_identity(id, Some("U1"), None)
+            .expect("identity");
+        assert_eq!(
+            store.links_of_meeting("U1").expect("meeting"),
+            vec![MeetingLink {
+                link: id,
+                mailbox: "leah@contoso.com".into(),
+                awaiting_copy: false
+            }]
+        );
+        assert!(store.links_of_meeting("U2").expect("none").is_empty());
+
         store.remove_link(id, now()).expect("remove");
+        assert_eq!(
+            store.links_of_meeting("U1").expect("meeting").len(),
+            1,
+            "a removed link still names its meeting"
+        );
         assert!(store.links("leah@contoso.com").expect("links").is_empty());
         // The same appointment linked again replaces the tombstone.
         let again = store
@@ -334,6 +385,11 @@ mod tests {
             .expect("relink");
         let live = store.links("leah@contoso.com").expect("links");
         assert_eq!(live.iter().map(|l| l.id).collect::<Vec<_>>(), vec![again]);
+        // A link with no event yet waits for its meeting's copy.
+        store
+            .set_link_identity(again, Some("U3"), None)
+            .expect("identity");
+        assert!(store.links_of_meeting("U3").expect("meeting")[0].awaiting_copy);
         assert!(store.integrity_check().expect("check").is_ok());
     }
 }

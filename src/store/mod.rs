@@ -27,7 +27,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use error::StoreError;
 pub use journal::{Intent, WriteKind};
-pub use links::{AgentHealth, AgentRow};
+pub use links::{AgentHealth, AgentRow, MeetingLink};
 use lock::OwnerLock;
 pub use oauth_tokens::{StoredToken, TokenState};
 

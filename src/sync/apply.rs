@@ -66,10 +66,12 @@ pub trait Calendars {
         content: &Appointment,
         origin: &Item<GraphId>,
     ) -> impl Future<Output = Result<Item<HaloId>, WriteError>> + Send;
+    /// Overwrites `target` with `content` (copied from `origin`).
     fn update_in_halo(
         &mut self,
         target: &Synced<HaloId>,
         content: &Appointment,
+        origin: &Item<GraphId>,
     ) -> impl Future<Output = Result<Item<HaloId>, WriteError>> + Send;
     fn delete_in_halo(
         &mut self,
@@ -95,7 +97,10 @@ pub trait Calendars {
 /// An Exchange event created from a Halo appointment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedEvent {
-    pub event: Item<GraphId>,
+    /// The event in the agent's calendar; `None` when the appointment was
+    /// created as a meeting in another calendar (owner override) and the
+    /// agent's copy has not arrived yet: the link then waits for it.
+    pub event: Option<Item<GraphId>>,
     /// The Halo appointment as it now stands, when creating the event also
     /// wrote to it (the Teams join link Exchange made), so the link records
     /// that write instead of mistaking it for an edit next run.
@@ -172,7 +177,7 @@ async fn apply_one<S: Calendars + Links + Send>(
                 Side::Exchange => Origin::Halo,
                 Side::Halo => Origin::Exchange,
             };
-            saved(sync.save(*link, Some(halo), Some(graph), origin))
+            saved(sync.save(*link, Some(halo), graph, origin))
         }
         Action::Update {
             link,
@@ -190,7 +195,7 @@ async fn apply_one<S: Calendars + Links + Send>(
                 }
                 (Target::Halo(target), Source::Exchange(from)) => {
                     let written = sync
-                        .update_in_halo(target, &from.content)
+                        .update_in_halo(target, &from.content, from)
                         .await
                         .map_err(|e| e.to_string())?;
                     (written.synced(), from.synced())
@@ -231,7 +236,7 @@ async fn apply_one<S: Calendars + Links + Send>(
                 }
                 Some(Side::Halo) => {
                     let written = sync
-                        .update_in_halo(&halo.synced(), &graph.content)
+                        .update_in_halo(&halo.synced(), &graph.content, graph)
                         .await
                         .map_err(|e| e.to_string())?;
                     (written.synced(), graph.synced())
@@ -247,7 +252,7 @@ async fn create<C: Calendars + Send>(
     to: Side,
     source: &Source,
     sync: &mut C,
-) -> Result<(Synced<HaloId>, Synced<GraphId>), String> {
+) -> Result<(Synced<HaloId>, Option<Synced<GraphId>>), String> {
     match (to, source) {
         (Side::Exchange, Source::Halo(from)) => {
             let created = sync
@@ -255,14 +260,14 @@ async fn create<C: Calendars + Send>(
                 .await
                 .map_err(|e| e.to_string())?;
             let halo = created.halo.as_ref().unwrap_or(from).synced();
-            Ok((halo, created.event.synced()))
+            Ok((halo, created.event.as_ref().map(Item::synced)))
         }
         (Side::Halo, Source::Exchange(from)) => {
             let created = sync
                 .create_in_halo(&from.content, from)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok((created.synced(), from.synced()))
+            Ok((created.synced(), Some(from.synced())))
         }
         _ => Err("a create must copy from one side to the other".into()),
     }

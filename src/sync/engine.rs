@@ -4,7 +4,7 @@
 //! Each write is recorded as an intent before it is sent and finished in
 //! the same transaction as the link that records its outcome. A Graph
 //! create carries a deterministic `transactionId`, so an intent left by a
-//! crash or a lost answer is replayed ([`MailboxSync::replay`]) before the
+//! crash or a lost answer is replayed ([`super::replay`]) before the
 //! next observation and returns the event the first attempt made. Other
 //! writes are not replayed: a Halo create whose link was lost is found
 //! again through its marker (`entryid`), updates and deletes are observed
@@ -15,23 +15,27 @@
 //! immutable id (`entryid`), iCalUId (`exchange_uid`) and series master
 //! (`recurring_master_id`). `halosync relink` and the planner's matching
 //! read them back.
+//!
+//! With an owner override the Exchange writes go to the scheduler's
+//! meeting instead ([`super::owner`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::apply::{Calendars, CreatedEvent, Links, Origin, WriteError, transaction_id};
 use super::graph_map::GraphMapping;
 use super::halo_map::{AgentDirectory, HaloMapping};
 use super::observe::{Details, EventIdentity};
+use super::owner::OwnerOverride;
 use super::plan::{GraphId, HaloId, Item, LinkId, Side, Synced};
+use super::replay::GraphCreateIntent;
 use crate::clock::Clock;
 use crate::graph::model::Event;
 use crate::graph::{GraphClient, GraphError};
 use crate::halo::{HaloClient, HaloError};
-use crate::model::{Appointment, Fingerprint};
+use crate::model::Appointment;
 use crate::store::{Store, WriteKind};
 
 /// Mapping and meeting settings a mailbox's writes use.
@@ -54,30 +58,16 @@ pub struct MailboxSync<'a> {
     pub mailbox: &'a str,
     pub settings: &'a WriteSettings,
     pub details: &'a Details,
+    /// The connection's owner override, when it applies to this agent.
+    pub(super) owner: Option<&'a OwnerOverride>,
     /// The journal row of the write in flight, finished with its link.
-    intent: Option<i64>,
+    pub(super) intent: Option<i64>,
     /// Exchange identities of events this run created or linked.
     identities: BTreeMap<GraphId, EventIdentity>,
-}
-
-/// What a Graph create's intent holds, so a replay can finish it.
-#[derive(Debug, Serialize, Deserialize)]
-struct GraphCreateIntent {
-    mailbox: String,
-    agent_id: i64,
-    halo_id: HaloId,
-    halo_version: String,
-    halo_fingerprint: String,
-    event: Event,
-}
-
-/// An interrupted write found and finished (or dropped) before a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Replayed {
-    /// A Graph create, replayed with its transactionId and linked.
-    Linked { halo_id: HaloId, event_id: GraphId },
-    /// A write that is not replayed: the run observes its effect instead.
-    Dropped { side: Side, kind: WriteKind },
+    /// Meetings created in the scheduler's calendar whose copy in this
+    /// mailbox has not arrived yet, by Halo id: their links are saved with
+    /// the meeting's identity and no event, until the copy is paired.
+    pub(super) awaiting_copy: BTreeMap<HaloId, EventIdentity>,
 }
 
 impl<'a> MailboxSync<'a> {
@@ -103,18 +93,27 @@ impl<'a> MailboxSync<'a> {
             mailbox,
             settings,
             details,
+            owner: None,
             intent: None,
             identities: BTreeMap::new(),
+            awaiting_copy: BTreeMap::new(),
         }
     }
 
-    fn store(&self) -> Result<MutexGuard<'a, Store>, String> {
+    /// Routes this mailbox's Exchange writes through the connection's owner
+    /// override (`None`: the agent's own calendar).
+    pub fn with_owner(mut self, owner: Option<&'a OwnerOverride>) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    pub(super) fn store(&self) -> Result<MutexGuard<'a, Store>, String> {
         self.store
             .lock()
             .map_err(|_| "the database handle was poisoned by an earlier panic".to_string())
     }
 
-    fn journal(
+    pub(super) fn journal(
         &mut self,
         side: Side,
         kind: WriteKind,
@@ -135,7 +134,7 @@ impl<'a> MailboxSync<'a> {
 
     /// After a failed write: an outcome that may have happened stays in
     /// the journal (a Graph create is then replayed); any other is done.
-    fn write_failed(&mut self, error: &WriteError, may_have_happened: bool) {
+    pub(super) fn write_failed(&mut self, error: &WriteError, may_have_happened: bool) {
         let Some(id) = self.intent.take() else { return };
         let now = self.clock.now();
         if let Ok(store) = self.store() {
@@ -150,106 +149,24 @@ impl<'a> MailboxSync<'a> {
         }
     }
 
-    /// Finishes the writes a crash or a lost answer left in the journal
-    /// for this mailbox, before it is observed.
-    pub async fn replay(&mut self) -> Result<Vec<Replayed>, String> {
-        let intents = self.store()?.pending_intents().map_err(|e| e.to_string())?;
-        let mut replayed = Vec::new();
-        for intent in intents {
-            let mailbox = intent
-                .payload
-                .get("mailbox")
-                .and_then(|m| m.as_str())
-                .unwrap_or_default();
-            if !mailbox.eq_ignore_ascii_case(self.mailbox) {
-                continue;
-            }
-            let graph_create = intent.side == Side::Exchange && intent.kind == WriteKind::Create;
-            let (Some(transaction), true) = (intent.transaction_id.as_deref(), graph_create) else {
-                self.store()?
-                    .finish_intent(intent.id)
-                    .map_err(|e| e.to_string())?;
-                replayed.push(Replayed::Dropped {
-                    side: intent.side,
-                    kind: intent.kind,
-                });
-                continue;
-            };
-            let Ok(create) = serde_json::from_value::<GraphCreateIntent>(intent.payload.clone())
-            else {
-                tracing::warn!(
-                    intent = intent.id,
-                    "a journaled Exchange create cannot be read; dropping it"
-                );
-                self.store()?
-                    .finish_intent(intent.id)
-                    .map_err(|e| e.to_string())?;
-                continue;
-            };
-            let created = match self
-                .graph
-                .create_event(self.mailbox, &create.event, transaction)
-                .await
-            {
-                Ok(created) => created,
-                Err(error) if error.is_transient() => {
-                    let now = self.clock.now();
-                    self.store()?
-                        .note_intent_attempt(intent.id, Some(&error.to_string()), now)
-                        .map_err(|e| e.to_string())?;
-                    return Err(format!(
-                        "an interrupted Exchange create could not be finished yet: {error}"
-                    ));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, halo_id = create.halo_id, "an interrupted Exchange create was refused on replay; the next sync plans it again");
-                    self.store()?
-                        .finish_intent(intent.id)
-                        .map_err(|e| e.to_string())?;
-                    continue;
-                }
-            };
-            let event = self
-                .settings
-                .graph_mapping
-                .read(&created, self.mailbox)
-                .map_err(|e| format!("the replayed Exchange create reads back wrong: {e}"))?;
-            let halo = Fingerprint::from_hex(&create.halo_fingerprint).map(|fingerprint| Synced {
-                id: create.halo_id,
-                version: create.halo_version.clone(),
-                fingerprint,
-            });
-            let existing = self
-                .store()?
-                .links(self.mailbox)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .find(|l| l.halo.as_ref().is_some_and(|h| h.id == create.halo_id));
-            self.intent = Some(intent.id);
-            self.remember(&created);
-            let link = existing.map(|l| l.id);
-            self.save(link, halo, Some(event.synced()), Origin::Halo)?;
-            replayed.push(Replayed::Linked {
-                halo_id: create.halo_id,
-                event_id: event.id,
-            });
+    /// After a write whose outcome no link records: its intent is done.
+    pub(super) fn write_done(&mut self) {
+        let Some(id) = self.intent.take() else { return };
+        let finished = self
+            .store()
+            .and_then(|s| s.finish_intent(id).map_err(|e| e.to_string()));
+        if let Err(e) = finished {
+            tracing::warn!(error = %e, "could not update the write journal");
         }
-        Ok(replayed)
     }
 
-    fn remember(&mut self, event: &Event) {
+    pub(super) fn remember(&mut self, event: &Event) {
         if let Some(id) = &event.id {
-            self.identities.insert(
-                id.clone(),
-                EventIdentity {
-                    ical_uid: event.ical_uid.clone(),
-                    series_master_id: event.series_master_id.clone(),
-                },
-            );
+            self.identities.insert(id.clone(), EventIdentity::of(event));
         }
     }
 
-    fn identity(&self, id: &GraphId) -> Option<&EventIdentity> {
+    pub(super) fn identity(&self, id: &GraphId) -> Option<&EventIdentity> {
         self.identities
             .get(id)
             .or_else(|| self.details.events.get(id))
@@ -262,7 +179,7 @@ impl<'a> MailboxSync<'a> {
             .ok_or_else(|| WriteError::Refused("Halo saved an appointment without times".into()))
     }
 
-    fn read_event(&self, event: &Event) -> Result<Item<GraphId>, WriteError> {
+    pub(super) fn read_event(&self, event: &Event) -> Result<Item<GraphId>, WriteError> {
         self.settings
             .graph_mapping
             .read(event, self.mailbox)
@@ -301,7 +218,73 @@ impl<'a> MailboxSync<'a> {
         }
     }
 
-    fn is_teams(&self, halo_id: HaloId) -> bool {
+    /// Journals, then sends, the create of `event` (a copy of `origin`) in
+    /// `calendar`: the agent's own, or the scheduler's for a meeting. The
+    /// transactionId is the calendar's, so a replay finds the same event.
+    pub(super) async fn post_event(
+        &mut self,
+        calendar: &str,
+        event: &Event,
+        origin: &Item<HaloId>,
+    ) -> Result<Event, WriteError> {
+        let transaction = transaction_id(calendar, origin.id, &origin.version);
+        let payload = serde_json::to_value(GraphCreateIntent {
+            mailbox: self.mailbox.to_string(),
+            agent_id: self.agent_id,
+            halo_id: origin.id,
+            halo_version: origin.version.clone(),
+            halo_fingerprint: origin.content.fingerprint().to_string(),
+            event: event.clone(),
+            organizer: (!calendar.eq_ignore_ascii_case(self.mailbox)).then(|| calendar.to_string()),
+        })
+        .map_err(|e| WriteError::Refused(e.to_string()))?;
+        self.journal(
+            Side::Exchange,
+            WriteKind::Create,
+            Some(&transaction),
+            &payload,
+        )?;
+        self.graph
+            .create_event(calendar, event, &transaction)
+            .await
+            .map_err(|e| {
+                let transient = e.is_transient();
+                let error = graph_error(e);
+                self.write_failed(&error, transient);
+                error
+            })
+    }
+
+    /// After Exchange made the Teams meeting of a create: its join link
+    /// written back to Halo, and the appointment as it now stands.
+    pub(super) async fn write_back_join_url(
+        &mut self,
+        origin: &Item<HaloId>,
+        teams: bool,
+        join_url: Option<&String>,
+    ) -> Option<Item<HaloId>> {
+        let url = join_url
+            .filter(|url| teams && origin.content.online_meeting_url.as_ref() != Some(url))?;
+        let row = crate::halo::Appointment {
+            id: Some(origin.id),
+            online_meeting_url: Some(url.clone()),
+            ..crate::halo::Appointment::default()
+        };
+        match self.halo.save_appointments(&[row]).await {
+            Ok(saved) => saved
+                .into_iter()
+                .next()
+                .and_then(|s| self.settings.halo_mapping.read(&s.appointment, self.agents)),
+            Err(failure) => {
+                // The event exists and gets linked; the next run copies the
+                // link across as a change in Exchange.
+                tracing::warn!(error = %failure, halo_id = origin.id, "could not write the Teams link back to Halo");
+                None
+            }
+        }
+    }
+
+    pub(super) fn is_teams(&self, halo_id: HaloId) -> bool {
         self.details
             .halo_types
             .get(&halo_id)
@@ -320,7 +303,7 @@ fn halo_error(error: HaloError) -> WriteError {
     }
 }
 
-fn graph_error(error: GraphError) -> WriteError {
+pub(super) fn graph_error(error: GraphError) -> WriteError {
     match error {
         GraphError::ItemNotFound { .. } => WriteError::NotFound,
         GraphError::Conflict { .. } => WriteError::Conflict,
@@ -330,7 +313,7 @@ fn graph_error(error: GraphError) -> WriteError {
 }
 
 /// Graph's `If-Match` value for a stored changeKey.
-fn etag(change_key: &str) -> String {
+pub(super) fn etag(change_key: &str) -> String {
     format!("W/\"{change_key}\"")
 }
 
@@ -358,7 +341,12 @@ impl Calendars for MailboxSync<'_> {
         &mut self,
         target: &Synced<HaloId>,
         content: &Appointment,
+        origin: &Item<GraphId>,
     ) -> Result<Item<HaloId>, WriteError> {
+        if let Some(owner) = self.owner {
+            // Before the Halo write, so a failure leaves both to the next run.
+            self.carry_to_scheduler(owner, origin).await?;
+        }
         let mut row =
             self.settings
                 .halo_mapping
@@ -391,64 +379,21 @@ impl Calendars for MailboxSync<'_> {
         origin: &Item<HaloId>,
     ) -> Result<CreatedEvent, WriteError> {
         let teams = self.is_teams(origin.id);
+        if let Some(owner) = self.owner {
+            return self.create_meeting(owner, content, origin, teams).await;
+        }
         let mut event = self.settings.graph_mapping.write(content, teams);
         event.set_halo_id(origin.id);
-        let transaction = transaction_id(self.mailbox, origin.id, &origin.version);
-        let payload = serde_json::to_value(GraphCreateIntent {
-            mailbox: self.mailbox.to_string(),
-            agent_id: self.agent_id,
-            halo_id: origin.id,
-            halo_version: origin.version.clone(),
-            halo_fingerprint: origin.content.fingerprint().to_string(),
-            event: event.clone(),
-        })
-        .map_err(|e| WriteError::Refused(e.to_string()))?;
-        self.journal(
-            Side::Exchange,
-            WriteKind::Create,
-            Some(&transaction),
-            &payload,
-        )?;
-        let created = match self
-            .graph
-            .create_event(self.mailbox, &event, &transaction)
-            .await
-        {
-            Ok(created) => created,
-            Err(e) => {
-                let transient = e.is_transient();
-                let error = graph_error(e);
-                self.write_failed(&error, transient);
-                return Err(error);
-            }
-        };
+        let created = self.post_event(self.mailbox, &event, origin).await?;
         self.remember(&created);
         let item = self.read_event(&created)?;
-        let join_url = item.content.online_meeting_url.clone();
-        let halo = match join_url {
-            // Exchange made the Teams meeting: its link goes back to Halo.
-            Some(url) if teams && origin.content.online_meeting_url.as_ref() != Some(&url) => {
-                let row = crate::halo::Appointment {
-                    id: Some(origin.id),
-                    online_meeting_url: Some(url),
-                    ..crate::halo::Appointment::default()
-                };
-                match self.halo.save_appointments(&[row]).await {
-                    Ok(saved) => saved
-                        .into_iter()
-                        .next()
-                        .and_then(|s| self.settings.halo_mapping.read(&s.appointment, self.agents)),
-                    Err(failure) => {
-                        // The event exists and gets linked; the next run
-                        // copies the link across as a change in Exchange.
-                        tracing::warn!(error = %failure, halo_id = origin.id, "could not write the Teams link back to Halo");
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        Ok(CreatedEvent { event: item, halo })
+        let halo = self
+            .write_back_join_url(origin, teams, item.content.online_meeting_url.as_ref())
+            .await;
+        Ok(CreatedEvent {
+            event: Some(item),
+            halo,
+        })
     }
 
     async fn update_in_exchange(
@@ -456,6 +401,11 @@ impl Calendars for MailboxSync<'_> {
         target: &Synced<GraphId>,
         content: &Appointment,
     ) -> Result<Item<GraphId>, WriteError> {
+        if let Some(owner) = self.owner
+            && let Some(written) = self.update_meeting(owner, target, content).await?
+        {
+            return Ok(written);
+        }
         let event = self.settings.graph_mapping.write(content, false);
         self.journal(
             Side::Exchange,
@@ -481,6 +431,11 @@ impl Calendars for MailboxSync<'_> {
     }
 
     async fn delete_in_exchange(&mut self, target: &Synced<GraphId>) -> Result<(), WriteError> {
+        if let Some(owner) = self.owner
+            && self.delete_meeting(owner, target).await?
+        {
+            return Ok(());
+        }
         self.journal(
             Side::Exchange,
             WriteKind::Delete,
@@ -513,6 +468,7 @@ impl Links for MailboxSync<'_> {
         let identity = graph
             .as_ref()
             .and_then(|g| self.identity(&g.id))
+            .or_else(|| halo.as_ref().and_then(|h| self.awaiting_copy.get(&h.id)))
             .cloned()
             .unwrap_or_default();
         let (agent_id, mailbox) = (self.agent_id, self.mailbox);

@@ -35,7 +35,8 @@ pub enum Unsyncable {
     NoTimes,
     #[error("the event's times cannot be read: {0}")]
     BadTimes(String),
-    #[error("the event is a cancelled occurrence")]
+    /// A cancelled occurrence, or a meeting copy its organizer cancelled.
+    #[error("the event is cancelled")]
     Cancelled,
 }
 

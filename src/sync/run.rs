@@ -7,16 +7,18 @@
 //! daemon's jobs. A mailbox that cannot be read is reported with its
 //! diagnosis and skipped; it never stops the others.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use super::apply::{Applied, apply_with};
-use super::engine::{MailboxSync, Replayed, WriteSettings};
+use super::engine::{MailboxSync, WriteSettings};
 use super::halo_map::AgentDirectory;
 use super::observe::{Cursors, Details, ObserveError, Observer};
+use super::owner::OwnerOverride;
 use super::plan::{Action, Plan, Policy, Side, Source, plan};
+use super::replay::Replayed;
 use crate::clock::Clock;
-use crate::config::SyncConfig;
+use crate::config::{ConnectionConfig, SyncConfig};
 use crate::graph::{GraphClient, GraphError, Window};
 use crate::halo::{Agent, HaloClient};
 use crate::store::{AgentHealth, AgentRow, Store};
@@ -95,6 +97,8 @@ pub struct Engine<'a> {
     pub window: Window,
     pub policy: Policy,
     pub settings: WriteSettings,
+    /// Owner overrides by connection name.
+    pub owner_overrides: BTreeMap<String, OwnerOverride>,
 }
 
 impl<'a> Engine<'a> {
@@ -136,7 +140,15 @@ impl<'a> Engine<'a> {
                 graph_mapping: super::graph_map::GraphMapping::from_config(sync),
                 teams_types: sync.teams_appointment_type_ids.clone(),
             },
+            owner_overrides: BTreeMap::new(),
         }
+    }
+
+    /// Creates the appointments of agents served by a connection with an
+    /// owner override as that mailbox's meetings ([`super::owner`]).
+    pub fn with_owner_overrides(mut self, connections: &[ConnectionConfig]) -> Self {
+        self.owner_overrides = OwnerOverride::by_connection(connections);
+        self
     }
 
     /// Runs one agent through `graph` (the client of the connection that
@@ -210,7 +222,6 @@ impl<'a> Engine<'a> {
             halo_mapping: self.settings.halo_mapping,
             graph_mapping: self.settings.graph_mapping,
             agents: self.agents,
-            served: &self.served,
         };
         let previous = match self.cursors(agent.id, &mailbox, options) {
             Ok(previous) => previous,
@@ -227,7 +238,7 @@ impl<'a> Engine<'a> {
             }
             None => observer.full(agent.id, &mailbox, self.window, links).await,
         };
-        let observation = match observed {
+        let mut observation = match observed {
             Ok(observation) => observation,
             Err(error) => {
                 let (health, diagnosis) = match &error {
@@ -246,6 +257,13 @@ impl<'a> Engine<'a> {
                 return run;
             }
         };
+        // One meeting seen from several calendars is synced once.
+        if let Err(e) =
+            super::meetings::settle(&mut observation, &mailbox, self.store, &self.served)
+        {
+            run.outcome = skipped(e, None);
+            return run;
+        }
         run.unsynced = observation.skipped;
         let policy = Policy {
             allow_mass_deletes: options.allow_deletes,
@@ -271,6 +289,11 @@ impl<'a> Engine<'a> {
             &mailbox,
             &self.settings,
             &observation.details,
+        )
+        .with_owner(
+            self.owner_overrides
+                .get(connection)
+                .filter(|owner| owner.applies_to(&mailbox)),
         );
         let applied = apply_with(plan.actions.clone(), &mut writes, progress).await;
         let failed = applied.failed.first().map(|(_, why)| why.clone());

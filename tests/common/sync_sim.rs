@@ -58,6 +58,12 @@ impl SyncSim {
     /// A simulator seeded with `seed` and a config for it with `extra`
     /// appended (e.g. a `[sync]` table).
     pub async fn start(seed: Value, extra: &str) -> Self {
+        Self::start_with_connection(seed, "", extra).await
+    }
+
+    /// [`SyncSim::start`] with `keys` added to the simulator's
+    /// `[[exchange.connection]]` (e.g. an owner override).
+    pub async fn start_with_connection(seed: Value, keys: &str, extra: &str) -> Self {
         let sim = RunningSimulator::start_local().await.expect("sim");
         let base = sim.simulator.base_url().to_string();
         let http = reqwest::Client::builder()
@@ -65,10 +71,10 @@ impl SyncSim {
             .build()
             .expect("client");
         let workspace = Workspace::new();
-        let config = workspace.write_private(
-            "halosync.toml",
-            &format!("{}\n{extra}\n", sim.simulator.config_snippet()),
-        );
+        let snippet = sim.simulator.config_snippet();
+        assert!(snippet.contains("\n[store]"), "{snippet}");
+        let snippet = snippet.replacen("\n[store]", &format!("{keys}\n\n[store]"), 1);
+        let config = workspace.write_private("halosync.toml", &format!("{snippet}\n{extra}\n"));
         let mut this = Self {
             sim,
             base,

@@ -1,8 +1,9 @@
 //! The event operations: list, get, create, update, delete, instances,
 //! calendarView, calendars and translateExchangeIds.
 //!
-//! Each mutation also records the invitations Exchange would send and hands
-//! the change to the notifier, whoever made it (an API caller or `act()`).
+//! Each mutation also records the invitations Exchange would send, brings
+//! the attendees' copies of a meeting in line (`meetings`) and hands the
+//! change to the notifier, whoever made it (an API caller or `act()`).
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use super::model::{ChangeType, Event, ExchangeIdFormat, SingleValueExtendedPrope
 use super::odata::{Presentation, etag, matches, page, parse_filter, window, with_prefs};
 use super::routes::{ApiRequest, MailboxAccess, Route, UserRef, resolve_user};
 use super::store::{self, CALENDAR_NAMES, Instance, Mailbox, PRIMARY_CALENDAR, Target};
-use super::{Inner, Invitation, Shared, collection, rules, subscriptions, time};
+use super::{Inner, Invitation, Shared, collection, meetings, rules, subscriptions, time};
 use crate::sim::token::Claims;
 
 fn user_json(mailbox: &Mailbox) -> Value {
@@ -374,8 +375,8 @@ pub(crate) fn create_event(
         .unwrap_or_default();
     let mut value = view.render(&instance, &extended);
     value["@odata.context"] = entity_context(shared, &mb.upn);
+    let upn = mb.upn.clone();
     if created && notify {
-        let upn = mb.upn.clone();
         record_invitation(
             &mut inner,
             &upn,
@@ -385,6 +386,11 @@ pub(crate) fn create_event(
             now,
         );
         subscriptions::notify(shared, &mut inner, key, event_key, ChangeType::Created);
+    }
+    // A new event without attendees has no copies to make (and seeding
+    // thousands of them must not scan every mailbox each time).
+    if created && !rules::attendee_addresses(&instance.event).is_empty() {
+        meetings::organizer_saved(shared, &mut inner, key, event_key, notify);
     }
     Ok(value)
 }
@@ -427,6 +433,7 @@ pub(crate) fn update_event(
         target.master(),
         ChangeType::Updated,
     );
+    meetings::organizer_saved(shared, &mut inner, key, target.master(), true);
     Ok(value)
 }
 
@@ -457,6 +464,7 @@ pub(crate) fn delete_event(
         .mailboxes
         .get_mut(key)
         .ok_or_else(ApiError::item_not_found)?;
+    let meeting = mb.events.get(&target.master()).cloned();
     mb.delete(target, now)?;
     let upn = mb.upn.clone();
     record_invitation(
@@ -468,11 +476,17 @@ pub(crate) fn delete_event(
         now,
     );
     match target {
-        Target::Item(_) => subscriptions::send(shared, &mut inner, deleted),
+        Target::Item(_) => {
+            subscriptions::send(shared, &mut inner, deleted);
+            if let Some(meeting) = meeting {
+                meetings::organizer_deleted(shared, &mut inner, key, &meeting);
+            }
+        }
         // An occurrence's cancellation is an update of its master, whose
         // etag just changed.
         Target::Occurrence(master, _) => {
             subscriptions::notify(shared, &mut inner, key, master, ChangeType::Updated);
+            meetings::organizer_saved(shared, &mut inner, key, master, true);
         }
     }
     Ok(())

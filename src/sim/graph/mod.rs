@@ -10,9 +10,9 @@
 //! Module map: [`model`] (Graph's wire types), [`store`] (mailboxes and the
 //! event store), `rules` (what Exchange fills in and checks on writes),
 //! [`recurrence`], [`time`], [`ids`], `routes` (routing, auth, throttling),
-//! `odata` (query options, paging), `events`, `delta`, `subscriptions`,
-//! `batch`, and [`control`] (the seed/act/faults/state JSON of the control
-//! API).
+//! `odata` (query options, paging), `events`, `meetings` (attendees' copies
+//! of meetings), `delta`, `subscriptions`, `batch`, and [`control`] (the
+//! seed/act/faults/state JSON of the control API).
 
 mod batch;
 pub mod control;
@@ -20,6 +20,7 @@ mod delta;
 mod error;
 mod events;
 pub mod ids;
+mod meetings;
 pub mod model;
 mod odata;
 pub mod recurrence;

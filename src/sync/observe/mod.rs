@@ -13,14 +13,14 @@
 //! the plan, so a failed apply is observed again. Nothing is ever deleted
 //! because a read failed: gone (404) is a deletion; still there (moved out
 //! of the window, or to another agent) is not observed; an error is not
-//! observed either.
+//! observed either. A meeting copy its organizer cancelled counts as gone.
 
 mod full;
 mod incremental;
 
 pub use incremental::HALO_CURSOR_OVERLAP;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
@@ -77,6 +77,19 @@ pub struct EventIdentity {
     pub ical_uid: Option<String>,
     /// Set on occurrences and exceptions of a series.
     pub series_master_id: Option<String>,
+    /// The meeting's organizer (lower-case), when it is not this mailbox:
+    /// the event is an attendee's copy.
+    pub organizer: Option<String>,
+}
+
+impl EventIdentity {
+    pub fn of(event: &Event) -> Self {
+        Self {
+            ical_uid: event.ical_uid.clone(),
+            series_master_id: event.series_master_id.clone(),
+            organizer: event.organizer_of_copy(),
+        }
+    }
 }
 
 impl Details {
@@ -100,13 +113,7 @@ impl Details {
         if let Some(halo_id) = event.halo_id() {
             snapshot.markers.insert((halo_id, id.clone()));
         }
-        self.events.insert(
-            id,
-            EventIdentity {
-                ical_uid: event.ical_uid.clone(),
-                series_master_id: event.series_master_id.clone(),
-            },
-        );
+        self.events.insert(id, EventIdentity::of(event));
     }
 }
 
@@ -117,29 +124,6 @@ pub struct Observer<'a> {
     pub halo_mapping: HaloMapping,
     pub graph_mapping: GraphMapping,
     pub agents: &'a AgentDirectory,
-    /// Every mailbox halosync syncs (lower-case): an invitation one of
-    /// them sent is synced through that organizer's calendar only.
-    pub served: &'a BTreeSet<String>,
-}
-
-/// Why `event`, seen in `mailbox`, is synced through another calendar: it
-/// is an attendee's copy of a meeting another served technician organizes.
-/// Syncing the copy too would give Halo a second appointment for the same
-/// meeting (the organizer's carries this technician as an additional agent).
-pub fn synced_elsewhere(event: &Event, mailbox: &str, served: &BTreeSet<String>) -> Option<String> {
-    if event.is_organizer != Some(false) {
-        return None;
-    }
-    let organizer = event
-        .organizer
-        .as_ref()?
-        .email_address
-        .address
-        .as_deref()?
-        .trim()
-        .to_ascii_lowercase();
-    (organizer != mailbox.trim().to_ascii_lowercase() && served.contains(&organizer))
-        .then(|| format!("an invitation from {organizer}, synced through their calendar"))
 }
 
 /// What a pass has found so far.
@@ -176,11 +160,6 @@ impl Found {
         mailbox: &str,
         observer: &Observer<'_>,
     ) -> Result<(), Option<Unsyncable>> {
-        let subject = event.subject.as_deref().unwrap_or_default();
-        if let Some(why) = synced_elsewhere(event, mailbox, observer.served) {
-            self.skipped.push(format!("\"{subject}\": {why}"));
-            return Err(None);
-        }
         match observer.graph_mapping.read(event, mailbox) {
             Ok(item) => {
                 self.details.note_event(event, &mut self.snapshot);
@@ -357,6 +336,9 @@ impl Observer<'_> {
 
     async fn read_back_event(&self, mailbox: &str, id: &str) -> ReadBack<Event> {
         match self.graph.event(mailbox, id).await {
+            // The organizer cancelled the meeting this copy belongs to: for
+            // the attendee it is gone, though the item stays.
+            Ok(event) if event.is_cancelled == Some(true) => ReadBack::Gone,
             Ok(event) => ReadBack::Present(event),
             Err(GraphError::ItemNotFound { .. }) => ReadBack::Gone,
             Err(error) => {
@@ -386,57 +368,4 @@ fn halo_query(
 /// The newest `last_modified` among `rows`.
 fn newest_modified(rows: &[HaloAppointment]) -> Option<DateTime<Utc>> {
     rows.iter().filter_map(|row| row.last_modified).max()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::graph::model::{EmailAddress, Recipient};
-
-    #[test]
-    fn invitations_from_served_technicians_are_synced_through_the_organizer() {
-        let served: BTreeSet<String> = ["leah@contoso.com", "amir@contoso.com"]
-            .map(String::from)
-            .into();
-        let copy = |organizer: &str, is_organizer: Option<bool>| Event {
-            is_organizer,
-            organizer: Some(Recipient {
-                email_address: EmailAddress {
-                    address: Some(organizer.into()),
-                    name: None,
-                },
-            }),
-            ..Event::default()
-        };
-        assert!(
-            synced_elsewhere(
-                &copy("Leah@Contoso.com", Some(false)),
-                "amir@contoso.com",
-                &served
-            )
-            .is_some()
-        );
-        // A customer's invitation, the organizer's own event, or no answer
-        // about who organizes: synced here.
-        assert!(
-            synced_elsewhere(
-                &copy("bob@fabrikam.com", Some(false)),
-                "amir@contoso.com",
-                &served
-            )
-            .is_none()
-        );
-        assert!(
-            synced_elsewhere(
-                &copy("amir@contoso.com", Some(true)),
-                "amir@contoso.com",
-                &served
-            )
-            .is_none()
-        );
-        assert!(
-            synced_elsewhere(&copy("leah@contoso.com", None), "amir@contoso.com", &served)
-                .is_none()
-        );
-    }
 }
