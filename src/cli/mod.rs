@@ -13,7 +13,9 @@ mod check;
 mod connections;
 mod db;
 mod plan;
+mod run_job;
 mod sim;
+mod status;
 
 /// Exit codes an administrator (or systemd's `RestartPreventExitStatus=`) can act on.
 pub mod exit {
@@ -21,6 +23,9 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// The configuration (or the command line) is wrong; retrying will not help.
     pub const CONFIG: u8 = 2;
+    /// A person has to act first: an agent must sign in again, a mailbox is
+    /// unavailable, or the mass-deletion guard held deletions back.
+    pub const OPERATOR: u8 = 3;
 }
 
 #[derive(Debug, Parser)]
@@ -85,6 +90,15 @@ pub enum Command {
     /// reads both systems over the sync window and plans with the
     /// configured policies.
     Plan(plan::PlanArgs),
+    /// Show each agent's sync health (mailbox, connection, state, pending
+    /// writes, conflicts, subscription, last error) and each job's last run,
+    /// from the database (read-only; safe while the service runs). Exit 3 if
+    /// anything needs a person.
+    Status,
+    /// Run one job now, in the foreground, and record it like the service
+    /// does: pull, push, reconcile, renew-subscriptions or prune. Refused
+    /// while the service runs (it owns the database).
+    RunJob(run_job::RunJobArgs),
     /// Look after the SQLite database named by store.path in the config.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -111,6 +125,14 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Plan(ref args) => match load_with_logging(&cli, &env) {
             Ok(config) => plan::run(&config, args),
+            Err(code) => code,
+        },
+        Command::Status => match load_with_logging(&cli, &env) {
+            Ok(config) => status::run(&config),
+            Err(code) => code,
+        },
+        Command::RunJob(ref args) => match load_with_logging(&cli, &env) {
+            Ok(config) => run_job::run(config, args),
             Err(code) => code,
         },
         Command::Db(ref command) => match load_with_logging(&cli, &env) {

@@ -14,6 +14,9 @@ mod lock;
 mod migrations;
 mod oauth_tokens;
 pub mod request_log;
+mod retention;
+mod runs;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +29,9 @@ pub use journal::{Intent, WriteKind};
 pub use links::AgentRow;
 use lock::OwnerLock;
 pub use oauth_tokens::{StoredToken, TokenState};
+pub use retention::LINK_TOMBSTONE_DAYS;
+pub use runs::{RunId, RunOutcome, RunRecord};
+pub use status::AgentStatus;
 
 /// How long a statement waits for another connection's write lock (for
 /// example a `status` reader mid-checkpoint) before failing with SQLITE_BUSY.

@@ -1,0 +1,45 @@
+//! Retention of the tables that only grow: the inbound request log and the
+//! tombstones of deleted links. (The outbound request log and job runs are
+//! pruned by their own modules.)
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Store, StoreError, db_time};
+
+/// How long a deleted link's tombstone is kept. A deleted item that comes
+/// back in a delta round within this time is recognised instead of being
+/// created again; after it, Graph and Halo have long forgotten the item.
+pub const LINK_TOMBSTONE_DAYS: u32 = 90;
+
+impl Store {
+    /// Deletes inbound (webhook) request log rows older than
+    /// `retention_days` before `now`; returns how many.
+    pub fn prune_inbound_requests(
+        &self,
+        now: DateTime<Utc>,
+        retention_days: u32,
+    ) -> Result<usize, StoreError> {
+        let cutoff = now - Duration::days(i64::from(retention_days));
+        self.connection()
+            .execute(
+                "DELETE FROM inbound_requests WHERE at < ?1",
+                [db_time(cutoff)],
+            )
+            .map_err(|e| StoreError::sqlite("pruning the inbound request log", self.path(), e))
+    }
+
+    /// Deletes tombstones of links deleted more than [`LINK_TOMBSTONE_DAYS`]
+    /// before `now`. A tombstone an unfinished journal entry still names is
+    /// kept: that write's outcome is not known yet.
+    pub fn prune_link_tombstones(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cutoff = now - Duration::days(i64::from(LINK_TOMBSTONE_DAYS));
+        self.connection()
+            .execute(
+                "DELETE FROM links
+                 WHERE state = 'deleted' AND updated_at < ?1
+                   AND id NOT IN (SELECT link_id FROM pending_operations WHERE link_id IS NOT NULL)",
+                [db_time(cutoff)],
+            )
+            .map_err(|e| StoreError::sqlite("pruning deleted links", self.path(), e))
+    }
+}
