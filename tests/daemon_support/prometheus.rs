@@ -120,9 +120,7 @@ fn check_help(help: &str) -> Result<(), String> {
 }
 
 fn parse_sample(line: &str) -> Result<(String, Labels, f64), String> {
-    let name_end = line
-        .find(['{', ' '])
-        .ok_or("sample without a value")?;
+    let name_end = line.find(['{', ' ']).ok_or("sample without a value")?;
     let name = &line[..name_end];
     check_name(name)?;
     let (labels, rest) = match line[name_end..].strip_prefix('{') {
