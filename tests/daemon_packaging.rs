@@ -82,7 +82,7 @@ fn the_packaged_config_is_refused_until_its_four_identifiers_are_filled_in() {
 }
 
 #[test]
-fn the_unit_loads_every_credential_the_configs_name_from_root_only_files() {
+fn the_unit_loads_every_credential_the_configs_name_from_files_beside_the_config() {
     let unit = read("systemd/halosync.service");
     let loaded: BTreeSet<String> = unit
         .lines()
@@ -90,7 +90,7 @@ fn the_unit_loads_every_credential_the_configs_name_from_root_only_files() {
         .filter_map(|line| line.strip_prefix("LoadCredential="))
         .map(|spec| {
             let (name, file) = spec.split_once(':').unwrap();
-            assert_eq!(file, format!("/etc/halosync/credentials/{name}"));
+            assert_eq!(file, format!("/etc/halosync/{name}"));
             name.to_owned()
         })
         .collect();
@@ -134,5 +134,19 @@ fn the_unit_stops_restarting_on_the_config_and_operator_exit_codes() {
     assert!(
         sysusers.lines().any(|l| l.starts_with("u halosync ")),
         "{sysusers}"
+    );
+}
+
+#[test]
+fn the_debian_changelog_names_the_version_being_packaged() {
+    let changelog = read("packaging/changelog");
+    let first = changelog.lines().next().unwrap();
+    assert_eq!(
+        first,
+        format!(
+            "halosync ({}-1) unstable; urgency=medium",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "add a packaging/changelog entry for the new version"
     );
 }

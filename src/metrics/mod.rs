@@ -12,139 +12,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod labels;
+
 use crate::daemon::{JobName, JobOutcome};
 use crate::http::Upstream;
 use crate::sync::plan::Side;
+pub use labels::{ActionKind, Queue, WebhookOutcome};
+use labels::{
+    ActionLabels, JobLabels, JobOutcomeLabels, MailboxLabels, OutcomeLabels, QueueLabels,
+    UpstreamLabels, UpstreamStatusLabels, WinnerLabels, job_labels, mailbox_labels, side_label,
+};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
-
-/// What kind of write the engine applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionKind {
-    Create,
-    Update,
-    Delete,
-    /// Two existing items recognised as one appointment and linked.
-    Link,
-}
-
-impl ActionKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::Update => "update",
-            Self::Delete => "delete",
-            Self::Link => "link",
-        }
-    }
-}
-
-/// How the webhook listener answered one request (the inbound request log's
-/// `outcome` values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookOutcome {
-    Accepted,
-    Validation,
-    Lifecycle,
-    Rejected,
-    Malformed,
-    Error,
-}
-
-impl WebhookOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Accepted => "accepted",
-            Self::Validation => "validation",
-            Self::Lifecycle => "lifecycle",
-            Self::Rejected => "rejected",
-            Self::Malformed => "malformed",
-            Self::Error => "error",
-        }
-    }
-}
-
-/// Work waiting to be done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Queue {
-    /// Mailboxes a change notification marked for a pull.
-    Webhook,
-    /// Writes recorded in the intent journal and not yet confirmed.
-    Journal,
-}
-
-impl Queue {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Webhook => "webhook",
-            Self::Journal => "journal",
-        }
-    }
-}
-
-fn side_label(side: Side) -> &'static str {
-    match side {
-        Side::Halo => "halo",
-        Side::Exchange => "exchange",
-    }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct JobLabels {
-    job: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct JobOutcomeLabels {
-    job: &'static str,
-    outcome: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ActionLabels {
-    kind: &'static str,
-    side: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WinnerLabels {
-    winner: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MailboxLabels {
-    mailbox: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct UpstreamLabels {
-    upstream: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct UpstreamStatusLabels {
-    upstream: &'static str,
-    /// The HTTP status, or `none` when no answer came back.
-    status: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    outcome: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QueueLabels {
-    queue: &'static str,
-}
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -449,18 +336,6 @@ impl Metrics {
         self.inner
             .subscription_expiry
             .remove(&mailbox_labels(mailbox));
-    }
-}
-
-fn job_labels(job: JobName) -> JobLabels {
-    JobLabels { job: job.as_str() }
-}
-
-/// Mailboxes compare without case in Exchange (and in the store), so one
-/// mailbox is one series however it was spelt.
-fn mailbox_labels(mailbox: &str) -> MailboxLabels {
-    MailboxLabels {
-        mailbox: mailbox.to_ascii_lowercase(),
     }
 }
 
