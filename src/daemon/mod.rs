@@ -117,26 +117,20 @@ pub struct DaemonExit {
 pub struct Daemon {
     context: Context,
     notifier: Notifier,
-    grace: Duration,
 }
 
 impl Daemon {
-    /// Notifies systemd through the process environment's `NOTIFY_SOCKET`
-    /// and gives jobs [`SHUTDOWN_GRACE`] to wind down.
+    /// Notifies systemd through the process environment's `NOTIFY_SOCKET`.
     pub fn new(context: Context) -> Self {
         Self {
             context,
             notifier: Notifier::from_env(&Environment::process()),
-            grace: SHUTDOWN_GRACE,
         }
     }
 
+    /// Notifies through `notifier` instead (tests bind their own socket).
     pub fn with_notifier(self, notifier: Notifier) -> Self {
         Self { notifier, ..self }
-    }
-
-    pub fn with_grace(self, grace: Duration) -> Self {
-        Self { grace, ..self }
     }
 
     /// Serves `admin`, runs jobs on their schedules until `shutdown`
@@ -147,11 +141,7 @@ impl Daemon {
         jobs: Arc<dyn JobRunner>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<DaemonExit, DaemonError> {
-        let Self {
-            context,
-            notifier,
-            grace,
-        } = self;
+        let Self { context, notifier } = self;
         let executor = Arc::new(Executor::new(context.clone(), jobs, notifier.clone()));
         executor.close_interrupted_runs().await?;
 
@@ -198,11 +188,13 @@ impl Daemon {
         notifier.stopping();
         scheduling.cancel();
         for scheduler in schedulers {
-            scheduler
-                .await
-                .map_err(|e| DaemonError::TaskFailed(e.to_string()))?;
+            // A scheduler that panicked has nothing left to stop; winding
+            // down the jobs matters more than reporting it first.
+            if let Err(error) = scheduler.await {
+                tracing::error!(%error, "a job scheduler failed");
+            }
         }
-        let abandoned = executor.wind_down(grace).await;
+        let abandoned = executor.wind_down(SHUTDOWN_GRACE).await;
         if !abandoned.is_empty() {
             tracing::warn!(
                 jobs = ?abandoned.iter().map(|job| job.as_str()).collect::<Vec<_>>(),
