@@ -2,15 +2,19 @@
 //! calendars (Microsoft Graph), run as a self-hosted daemon.
 //!
 //! Module map:
+//! - [`admin`]: the loopback health and metrics listener.
 //! - [`cli`]: the `halosync` command tree.
 //! - [`clock`]: the injectable source of "now".
 //! - [`cloud`]: Microsoft's clouds and their identity and Graph roots.
 //! - [`config`]: the TOML schema, validation and secret loading.
+//! - [`daemon`]: the long-running service: job scheduling, run records,
+//!   systemd notification and graceful shutdown.
 //! - [`graph`]: the Microsoft Graph client.
 //! - [`halo`]: the HaloITSM API client: auth, agents, appointments.
 //! - [`http`]: the HTTP plumbing every upstream shares: clients, retries,
 //!   request budgets, per-mailbox limits and the outbound request log.
 //! - [`logging`]: log filtering and formats.
+//! - [`metrics`]: the Prometheus series every part of halosync records into.
 //! - [`model`]: the neutral appointment both sides map into, and its fingerprint.
 //! - [`sim`]: the identity platform + Graph + Halo simulator used by tests
 //!   and `halosync sim`.
@@ -21,14 +25,17 @@
 //! - [`webhook`]: the Graph change-notification listener, subscriptions and
 //!   the queue of changed mailboxes.
 
+pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod config;
+pub mod daemon;
 pub mod graph;
 pub mod halo;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod sim;
 pub mod store;

@@ -15,7 +15,9 @@ mod db;
 mod demo;
 mod report;
 mod requests;
+mod run_job;
 mod sim;
+mod status;
 mod subscriptions;
 mod sync;
 mod table;
@@ -105,6 +107,15 @@ pub enum Command {
     /// Try halosync with nothing to set up: a real import and two-way sync
     /// against the built-in simulator, printing what it did.
     Demo(demo::DemoArgs),
+    /// Show each agent's sync health (mailbox, connection, state, pending
+    /// writes, conflicts, subscription, last error) and each job's last run,
+    /// from the database (read-only; safe while the service runs). Exit 3 if
+    /// anything needs a person.
+    Status,
+    /// Run one job now, in the foreground, and record it like the service
+    /// does: pull, push, reconcile, renew-subscriptions or prune. Refused
+    /// while the service runs (it owns the database).
+    RunJob(run_job::RunJobArgs),
     /// Look after the SQLite database named by store.path in the config.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -150,6 +161,14 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Relink(ref args) => match load_with_logging(&cli, &env) {
             Ok(config) => sync::relink(&config, args),
+            Err(code) => code,
+        },
+        Command::Status => match load_with_logging(&cli, &env) {
+            Ok(config) => status::run(&config),
+            Err(code) => code,
+        },
+        Command::RunJob(ref args) => match load_with_logging(&cli, &env) {
+            Ok(config) => run_job::run(config, args),
             Err(code) => code,
         },
         Command::Db(ref command) => match load_with_logging(&cli, &env) {

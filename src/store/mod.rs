@@ -16,6 +16,9 @@ mod lock;
 mod migrations;
 mod oauth_tokens;
 pub mod request_log;
+mod retention;
+mod runs;
+mod status;
 pub mod subscriptions;
 pub mod webhook_queue;
 
@@ -30,6 +33,9 @@ pub use journal::{Intent, WriteKind};
 pub use links::{AgentHealth, AgentRow, MeetingLink};
 use lock::OwnerLock;
 pub use oauth_tokens::{StoredToken, TokenState};
+pub use retention::LINK_TOMBSTONE_DAYS;
+pub use runs::{RunId, RunOutcome, RunRecord};
+pub use status::AgentStatus;
 
 /// How long a statement waits for another connection's write lock (for
 /// example a `status` reader mid-checkpoint) before failing with SQLITE_BUSY.
