@@ -37,6 +37,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod session;
 pub mod sim;
 pub mod store;
 pub mod sync;

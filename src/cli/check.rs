@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use chrono::Duration;
 use futures_util::StreamExt;
 
-use super::connections::{Session, StoredTokens, agent_name, connection_client, served};
+use crate::session::{Session, StoredTokens, agent_name, connection_client, served};
 use super::exit;
 use crate::config::{Config, ConnectionConfig, ConnectionKind};
 use crate::graph::auth::AuthError;

@@ -10,7 +10,7 @@ use crate::config::{self, Environment, LogFormat};
 use crate::logging;
 
 mod check;
-mod connections;
+
 mod db;
 mod demo;
 mod report;

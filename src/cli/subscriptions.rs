@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use tokio::sync::oneshot;
 
-use super::connections::{
+use crate::session::{
     Session, StoredTokens, agent_name, connection_client, refresh_tokens, served,
 };
 use super::{exit, table};

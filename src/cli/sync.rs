@@ -6,15 +6,15 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use super::connections::{Session, agent_name, connection_client, served};
+use crate::session::{Session, agent_name, served};
 use super::exit;
 use super::report::{Tally, print_agent, print_summary};
 use crate::config::Config;
 use crate::halo::Agent;
 use crate::http::{MemoryRequestLog, SharedRequestLog, spawn_store_writer};
 use crate::store::{Store, StoreError};
-use crate::sync::halo_map::AgentDirectory;
-use crate::sync::run::{AgentOutcome, Engine, RunOptions};
+use crate::sync::agents::{AgentResult, Reporter, run_agents};
+use crate::sync::run::RunOptions;
 pub(super) use crate::sync::run::{Mode, Pass};
 
 #[derive(Debug, clap::Args)]
@@ -147,7 +147,7 @@ pub(super) async fn run_once(
         let (log, task) = spawn_store_writer(store.clone(), 1024);
         (log, Some(task))
     };
-    let code = run_agents(config, agent, options, store, log).await;
+    let code = sync_served(config, agent, options, store, log).await;
     if let Some(writer) = writer {
         // Every client (and so every sender) is gone: the writer drains
         // what is queued and stops.
@@ -158,7 +158,7 @@ pub(super) async fn run_once(
     code
 }
 
-async fn run_agents(
+async fn sync_served(
     config: &Config,
     agent: Option<&str>,
     options: RunOptions,
@@ -182,95 +182,59 @@ async fn run_agents(
         eprintln!("halosync: {email} is not an enabled Halo agent served by this config");
         return ExitCode::from(exit::CONFIG);
     }
-    let directory = AgentDirectory::new(
-        session
-            .agents
-            .iter()
-            .filter_map(|a| a.mailbox().map(|m| (a.id, m))),
-    );
-    let engine = Engine::new(
-        &config.sync,
-        &session.halo,
-        &store,
-        session.clock.as_ref(),
-        &directory,
-        session
-            .agents
-            .iter()
-            .filter(|agent| served(config, agent))
-            .filter_map(Agent::mailbox)
-            .collect(),
-    )
-    .with_owner_overrides(&config.connections);
-    let progress = Progress::new(options);
-    let mut rows: Vec<(String, Option<Tally>)> = Vec::new();
-    let mut needs_operator = false;
-    let mut failed = false;
-    for (n, agent) in agents.iter().enumerate() {
-        let mailbox = agent.mailbox().unwrap_or_default();
-        let header = format!(
-            "{} <{mailbox}> [{}/{}]",
-            agent_name(agent),
-            n + 1,
-            agents.len()
-        );
-        let Some(connection) = config
-            .connections
-            .iter()
-            .find(|c| c.agents.serves(&mailbox))
-        else {
-            println!("{header}\n  skipped: no [[exchange.connection]] serves this agent");
-            rows.push((mailbox, None));
-            failed = true;
-            continue;
-        };
-        let graph = match connection_client(
-            connection,
-            &session.upstreams,
-            session.tokens.as_ref(),
-            Some(agent.id),
-        ) {
-            Ok(graph) => graph,
-            Err(e) => {
-                println!("{header}\n  skipped: {e}");
-                rows.push((mailbox, None));
-                needs_operator = true;
-                continue;
-            }
-        };
-        let mut bar = progress.agent(&mailbox);
-        let run = engine
-            .agent(
-                agent,
-                &connection.name,
-                &graph,
-                options,
-                &mut |done, total| bar.step(done, total),
-            )
-            .await;
-        bar.finish();
-        let tally = print_agent(&header, &run, options.dry_run);
-        match &run.outcome {
-            AgentOutcome::Skipped { diagnosis, .. } => {
-                // A diagnosis names something an administrator must fix.
-                needs_operator |= diagnosis.is_some();
-                failed |= diagnosis.is_none();
-            }
-            AgentOutcome::Planned { plan } => needs_operator |= plan.guard.is_some(),
-            AgentOutcome::Applied { plan, applied, .. } => {
-                needs_operator |= plan.guard.is_some();
-                failed |= !applied.failed.is_empty();
-            }
-        }
-        rows.push((mailbox, tally));
-    }
-    print_summary(&rows, options.dry_run);
-    if needs_operator {
+    let mut printer = Printer {
+        dry_run: options.dry_run,
+        progress: Progress::new(options),
+        bar: None,
+        header: String::new(),
+        rows: Vec::new(),
+    };
+    let verdict = run_agents(config, &session, &store, options, &agents, &mut printer).await;
+    print_summary(&printer.rows, options.dry_run);
+    if verdict.needs_operator {
         ExitCode::from(exit::OPERATOR)
-    } else if failed {
+    } else if verdict.failed {
         ExitCode::from(exit::FAILURE)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Prints each agent's run as it ends, with a progress bar while it runs.
+struct Printer {
+    dry_run: bool,
+    progress: Progress,
+    bar: Option<AgentProgress>,
+    header: String,
+    rows: Vec<(String, Option<Tally>)>,
+}
+
+impl Reporter for Printer {
+    fn started(&mut self, agent: &Agent, n: usize, of: usize) {
+        let mailbox = agent.mailbox().unwrap_or_default();
+        self.header = format!("{} <{mailbox}> [{n}/{of}]", agent_name(agent));
+        self.bar = Some(self.progress.agent(&mailbox));
+    }
+
+    fn progress(&mut self, done: usize, total: usize) {
+        if let Some(bar) = &mut self.bar {
+            bar.step(done, total);
+        }
+    }
+
+    fn finished(&mut self, agent: &Agent, result: &AgentResult) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+        let mailbox = agent.mailbox().unwrap_or_default();
+        let tally = match result {
+            AgentResult::NotRun { reason, .. } => {
+                println!("{}\n  skipped: {reason}", self.header);
+                None
+            }
+            AgentResult::Ran(run) => print_agent(&self.header, run, self.dry_run),
+        };
+        self.rows.push((mailbox, tally));
     }
 }
 

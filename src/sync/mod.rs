@@ -5,6 +5,7 @@
 //! - [`graph_map`]: Exchange events ↔ the neutral appointment.
 //! - [`halo_map`]: Halo appointments ↔ the neutral appointment.
 //! - [`apply`]: carrying out a plan: the writes, and what each link becomes.
+//! - [`agents`]: one run over several agents, each through its connection.
 //! - [`run`]: one agent's run: replay, observe, plan, apply (or dry run).
 //! - [`engine`]: the writes and links of one mailbox, over the clients and
 //!   the store, journaled.
@@ -14,6 +15,7 @@
 //! - [`meetings`]: one meeting seen from several calendars: pairing a copy
 //!   that arrived late, leaving out copies synced through another link.
 
+pub mod agents;
 pub mod apply;
 pub mod engine;
 pub mod graph_map;

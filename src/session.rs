@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use super::exit;
+use crate::cli::exit;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConnectionConfig, ConnectionKind};
 use crate::graph::auth::{AuthError, Flow, RefreshTokens, StoredRefreshTokens};
@@ -15,7 +15,7 @@ use crate::store::Store;
 use crate::token_cipher::TokenCipher;
 
 /// Whether `[sync]` includes the agent.
-pub(super) fn served(config: &Config, agent: &Agent) -> bool {
+pub fn served(config: &Config, agent: &Agent) -> bool {
     let Some(mailbox) = agent.mailbox() else {
         return false;
     };
@@ -24,7 +24,7 @@ pub(super) fn served(config: &Config, agent: &Agent) -> bool {
         && !config.sync.exclude_agents.contains(&mailbox)
 }
 
-pub(super) fn agent_name(agent: &Agent) -> String {
+pub fn agent_name(agent: &Agent) -> String {
     match &agent.name {
         Some(name) if !name.trim().is_empty() => format!("{} (#{})", name.trim(), agent.id),
         _ => format!("#{}", agent.id),
@@ -33,7 +33,7 @@ pub(super) fn agent_name(agent: &Agent) -> String {
 
 /// The stored sign-ins, when any connection needs them, read through
 /// `store` (or the database opened here when the command has none).
-pub(super) fn refresh_tokens(
+pub fn refresh_tokens(
     config: &Config,
     clock: &SharedClock,
     store: Option<Arc<Mutex<Store>>>,
@@ -63,7 +63,7 @@ pub(super) fn refresh_tokens(
     }))
 }
 
-pub(super) struct StoredTokens {
+pub struct StoredTokens {
     store: Arc<Mutex<Store>>,
     /// A cipher per client: `TokenCipher` is deliberately not `Clone`.
     key: secrecy::SecretString,
@@ -73,13 +73,13 @@ pub(super) struct StoredTokens {
 impl StoredTokens {
     /// The database the sign-ins are read from, opened as its owner: a
     /// command that also writes other tables must use this one.
-    pub(super) fn store(&self) -> &Arc<Mutex<Store>> {
+    pub fn store(&self) -> &Arc<Mutex<Store>> {
         &self.store
     }
 }
 
 /// The client for `connection`, or for `agent_id` of a per-agent one.
-pub(super) fn connection_client(
+pub fn connection_client(
     connection: &ConnectionConfig,
     upstreams: &GraphUpstreams,
     tokens: Option<&StoredTokens>,
@@ -121,7 +121,7 @@ pub(super) fn connection_client(
 /// The clients a read-only command needs: Halo (with its agents), the
 /// Graph upstreams and the stored sign-ins. Their requests go to a log in
 /// memory: these commands record nothing in the database.
-pub(super) struct Session {
+pub struct Session {
     pub clock: SharedClock,
     pub halo: HaloClient,
     pub agents: Vec<Agent>,
@@ -132,13 +132,13 @@ pub(super) struct Session {
 impl Session {
     /// Connects to Halo and lists its agents; the error is the exit code,
     /// already explained on stderr.
-    pub(super) async fn open(config: &Config) -> Result<Self, ExitCode> {
+    pub async fn open(config: &Config) -> Result<Self, ExitCode> {
         Self::open_with(config, None, Arc::new(MemoryRequestLog::new())).await
     }
 
     /// [`Session::open`] reading sign-ins through `store` and logging
     /// requests to `log` (a command that writes keeps both in the database).
-    pub(super) async fn open_with(
+    pub async fn open_with(
         config: &Config,
         store: Option<Arc<Mutex<Store>>>,
         log: SharedRequestLog,
