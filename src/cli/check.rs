@@ -9,12 +9,12 @@ use std::process::ExitCode;
 use chrono::Duration;
 use futures_util::StreamExt;
 
-use crate::session::{Session, StoredTokens, agent_name, connection_client, served};
 use super::exit;
 use crate::config::{Config, ConnectionConfig, ConnectionKind};
 use crate::graph::auth::AuthError;
 use crate::graph::{Access, GraphClient, GraphError, GraphUpstreams, Window};
 use crate::halo::Agent;
+use crate::session::{Session, StoredTokens, agent_name, connection_client, served};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {

@@ -16,6 +16,7 @@ mod demo;
 mod report;
 mod requests;
 mod run_job;
+mod service;
 mod sim;
 mod status;
 mod subscriptions;
@@ -107,6 +108,10 @@ pub enum Command {
     /// Try halosync with nothing to set up: a real import and two-way sync
     /// against the built-in simulator, printing what it did.
     Demo(demo::DemoArgs),
+    /// Run the service: the scheduled jobs of [sync.schedule] (pull, push,
+    /// reconcile, renew-subscriptions, prune), health and metrics on
+    /// [admin] listen, systemd notify; stops cleanly on SIGTERM/SIGINT.
+    Run,
     /// Show each agent's sync health (mailbox, connection, state, pending
     /// writes, conflicts, subscription, last error) and each job's last run,
     /// from the database (read-only; safe while the service runs). Exit 3 if
@@ -165,6 +170,10 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Status => match load_with_logging(&cli, &env) {
             Ok(config) => status::run(&config),
+            Err(code) => code,
+        },
+        Command::Run => match load_with_logging(&cli, &env) {
+            Ok(config) => service::run(config),
             Err(code) => code,
         },
         Command::RunJob(ref args) => match load_with_logging(&cli, &env) {

@@ -13,15 +13,15 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use tokio::sync::oneshot;
 
-use crate::session::{
-    Session, StoredTokens, agent_name, connection_client, refresh_tokens, served,
-};
 use super::{exit, table};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::graph::auth::AuthError;
 use crate::graph::{GraphClient, GraphClientOptions, GraphError, GraphUpstreams};
 use crate::http::MemoryRequestLog;
+use crate::session::{
+    Session, StoredTokens, agent_name, connection_client, refresh_tokens, served,
+};
 use crate::store::subscriptions::{self, SubscriptionRow};
 use crate::store::{AgentRow, Store, StoreError};
 use crate::webhook::{

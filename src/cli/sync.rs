@@ -6,12 +6,12 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use crate::session::{Session, agent_name, served};
 use super::exit;
 use super::report::{Tally, print_agent, print_summary};
 use crate::config::Config;
 use crate::halo::Agent;
 use crate::http::{MemoryRequestLog, SharedRequestLog, spawn_store_writer};
+use crate::session::{Session, agent_name, served};
 use crate::store::{Store, StoreError};
 use crate::sync::agents::{AgentResult, Reporter, run_agents};
 use crate::sync::run::RunOptions;
@@ -216,10 +216,11 @@ impl Reporter for Printer {
         self.bar = Some(self.progress.agent(&mailbox));
     }
 
-    fn progress(&mut self, done: usize, total: usize) {
+    fn progress(&mut self, done: usize, total: usize) -> bool {
         if let Some(bar) = &mut self.bar {
             bar.step(done, total);
         }
+        true
     }
 
     fn finished(&mut self, agent: &Agent, result: &AgentResult) {

@@ -96,7 +96,11 @@ fn send_datagram(socket: &str, message: &[u8]) -> io::Result<()> {
         }
         None => SocketAddr::from_pathname(socket)?,
     };
-    let sent = UnixDatagram::unbound()?.send_to_addr(message, &address)?;
+    let sender = UnixDatagram::unbound()?;
+    // A receiver that stops reading fills its queue; a blocking send would
+    // then stall the async worker that sends, and with it the service.
+    sender.set_nonblocking(true)?;
+    let sent = sender.send_to_addr(message, &address)?;
     if sent == message.len() {
         Ok(())
     } else {

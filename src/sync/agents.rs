@@ -18,14 +18,18 @@ pub enum AgentResult {
     Ran(AgentRun),
     /// Not run at all: no connection serves the agent, or its client could
     /// not be built (a sign-in missing, a certificate unreadable).
-    NotRun { reason: String, operator: bool },
+    NotRun {
+        reason: String,
+        operator: bool,
+    },
 }
 
 /// Told about each agent as the run goes.
 pub trait Reporter: Send {
     fn started(&mut self, agent: &Agent, n: usize, of: usize);
-    /// `done` of the agent's `total` writes are carried out.
-    fn progress(&mut self, done: usize, total: usize);
+    /// `done` of the agent's `total` writes are carried out; false stops
+    /// the run after the write in flight.
+    fn progress(&mut self, done: usize, total: usize) -> bool;
     fn finished(&mut self, agent: &Agent, result: &AgentResult);
 }
 
@@ -69,6 +73,11 @@ pub async fn run_agents(
     .with_owner_overrides(&config.connections);
     let mut verdict = Verdict::default();
     for (n, agent) in agents.iter().enumerate() {
+        if n > 0 && !reporter.progress(0, 0) {
+            // Stopping: the agents not reached are synced next run.
+            verdict.failed = true;
+            break;
+        }
         reporter.started(agent, n + 1, agents.len());
         let mailbox = agent.mailbox().unwrap_or_default();
         let Some(connection) = config

@@ -142,23 +142,33 @@ pub struct Applied {
 /// the link store of one mailbox (one value, so an engine can pair its
 /// clients with its database and a test can keep everything in memory).
 pub async fn apply<S: Calendars + Links + Send>(actions: Vec<Action>, sync: &mut S) -> Applied {
-    apply_with(actions, sync, &mut |_, _| {}).await
+    apply_with(actions, sync, &mut |_, _| true).await
 }
 
-/// [`apply`], calling `progress(done, total)` after each action.
+/// [`apply`], calling `progress(done, total)` after each action; when it
+/// answers false (halosync is stopping) the rest is left undone, reported
+/// as failed so that nothing counts it as carried out.
 pub async fn apply_with<S: Calendars + Links + Send>(
     actions: Vec<Action>,
     sync: &mut S,
-    progress: &mut (dyn FnMut(usize, usize) + Send),
+    progress: &mut (dyn FnMut(usize, usize) -> bool + Send),
 ) -> Applied {
     let total = actions.len();
     let mut applied = Applied::default();
-    for (n, action) in actions.into_iter().enumerate() {
+    let mut actions = actions.into_iter().enumerate();
+    for (n, action) in actions.by_ref() {
         match apply_one(&action, sync).await {
             Ok(()) => applied.done.push(action),
             Err(error) => applied.failed.push((action, error)),
         }
-        progress(n + 1, total);
+        if !progress(n + 1, total) {
+            break;
+        }
+    }
+    for (_, action) in actions {
+        applied
+            .failed
+            .push((action, "not carried out: halosync is stopping".into()));
     }
     applied
 }

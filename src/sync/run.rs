@@ -159,7 +159,7 @@ impl<'a> Engine<'a> {
         connection: &str,
         graph: &GraphClient,
         options: RunOptions,
-        progress: &mut (dyn FnMut(usize, usize) + Send),
+        progress: &mut (dyn FnMut(usize, usize) -> bool + Send),
     ) -> AgentRun {
         let mailbox = agent.mailbox().unwrap_or_default();
         let mut run = AgentRun {
