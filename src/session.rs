@@ -24,6 +24,27 @@ pub fn served(config: &Config, agent: &Agent) -> bool {
         && !config.sync.exclude_agents.contains(&mailbox)
 }
 
+/// The served agents of `all`, or only `wanted` (an e-mail address); an
+/// error names a wanted agent this config does not serve.
+pub fn served_agents<'a>(
+    config: &Config,
+    all: &'a [Agent],
+    wanted: Option<&str>,
+) -> Result<Vec<&'a Agent>, String> {
+    let wanted = wanted.map(|a| a.trim().to_ascii_lowercase());
+    let agents: Vec<&Agent> = all
+        .iter()
+        .filter(|agent| served(config, agent))
+        .filter(|agent| wanted.is_none() || agent.mailbox() == wanted)
+        .collect();
+    match wanted {
+        Some(email) if agents.is_empty() => Err(format!(
+            "{email} is not an enabled Halo agent served by this config"
+        )),
+        _ => Ok(agents),
+    }
+}
+
 pub fn agent_name(agent: &Agent) -> String {
     match &agent.name {
         Some(name) if !name.trim().is_empty() => format!("{} (#{})", name.trim(), agent.id),

@@ -20,7 +20,7 @@ use crate::graph::auth::AuthError;
 use crate::graph::{GraphClient, GraphClientOptions, GraphError, GraphUpstreams};
 use crate::http::MemoryRequestLog;
 use crate::session::{
-    Session, StoredTokens, agent_name, connection_client, refresh_tokens, served,
+    Session, StoredTokens, agent_name, connection_client, refresh_tokens, served_agents,
 };
 use crate::store::subscriptions::{self, SubscriptionRow};
 use crate::store::{AgentRow, Store, StoreError};
@@ -273,18 +273,13 @@ async fn create(config: &Config, choice: &AgentChoice) -> ExitCode {
         Err(code) => return code,
     };
     let wanted = choice.wanted();
-    let agents: Vec<_> = session
-        .agents
-        .iter()
-        .filter(|agent| served(config, agent))
-        .filter(|agent| wanted.is_none() || agent.mailbox() == wanted)
-        .collect();
-    if let Some(email) = &wanted
-        && agents.is_empty()
-    {
-        eprintln!("halosync: {email} is not an enabled Halo agent served by this config");
-        return ExitCode::from(exit::CONFIG);
-    }
+    let agents = match served_agents(config, &session.agents, wanted.as_deref()) {
+        Ok(agents) => agents,
+        Err(message) => {
+            eprintln!("halosync: {message}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
     let access = match GraphAccess::open(config, session.clock.clone(), session.tokens) {
         Ok(access) => access,
         Err(code) => return code,

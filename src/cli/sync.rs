@@ -11,7 +11,7 @@ use super::report::{Tally, print_agent, print_summary};
 use crate::config::Config;
 use crate::halo::Agent;
 use crate::http::{MemoryRequestLog, SharedRequestLog, spawn_store_writer};
-use crate::session::{Session, agent_name, served};
+use crate::session::{Session, agent_name, served_agents};
 use crate::store::{Store, StoreError};
 use crate::sync::agents::{AgentResult, Reporter, run_agents};
 use crate::sync::run::RunOptions;
@@ -169,19 +169,13 @@ async fn sync_served(
         Ok(session) => session,
         Err(code) => return code,
     };
-    let wanted = agent.map(|a| a.trim().to_ascii_lowercase());
-    let agents: Vec<&Agent> = session
-        .agents
-        .iter()
-        .filter(|agent| served(config, agent))
-        .filter(|agent| wanted.is_none() || agent.mailbox() == wanted)
-        .collect();
-    if let Some(email) = &wanted
-        && agents.is_empty()
-    {
-        eprintln!("halosync: {email} is not an enabled Halo agent served by this config");
-        return ExitCode::from(exit::CONFIG);
-    }
+    let agents = match served_agents(config, &session.agents, agent) {
+        Ok(agents) => agents,
+        Err(message) => {
+            eprintln!("halosync: {message}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
     let mut printer = Printer {
         dry_run: options.dry_run,
         progress: Progress::new(options),

@@ -179,6 +179,8 @@ impl<'a> Engine<'a> {
             run.outcome = skipped(e, None);
             return run;
         }
+        // The writes see no observation until there is one: replaying the
+        // journal needs none.
         let empty = Details::default();
         let mut writes = MailboxSync::new(
             self.halo,
@@ -190,6 +192,11 @@ impl<'a> Engine<'a> {
             &mailbox,
             &self.settings,
             &empty,
+        )
+        .with_owner(
+            self.owner_overrides
+                .get(connection)
+                .filter(|owner| owner.applies_to(&mailbox)),
         );
         let replayed = if options.dry_run {
             Vec::new()
@@ -279,22 +286,7 @@ impl<'a> Engine<'a> {
             run.outcome = AgentOutcome::Planned { plan };
             return run;
         }
-        let mut writes = MailboxSync::new(
-            self.halo,
-            graph,
-            self.store,
-            self.clock,
-            self.agents,
-            agent.id,
-            &mailbox,
-            &self.settings,
-            &observation.details,
-        )
-        .with_owner(
-            self.owner_overrides
-                .get(connection)
-                .filter(|owner| owner.applies_to(&mailbox)),
-        );
+        writes.details = &observation.details;
         let applied = apply_with(plan.actions.clone(), &mut writes, progress).await;
         let failed = applied.failed.first().map(|(_, why)| why.clone());
         match &failed {
