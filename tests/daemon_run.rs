@@ -204,6 +204,10 @@ async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
         "{metrics}"
     );
     assert!(metrics.contains("halosync_job_runs_total"), "{metrics}");
+    assert!(
+        metrics.contains("halosync_upstream_requests_total{upstream=\"graph\",status=\"200\"}"),
+        "{metrics}"
+    );
     terminate(&child);
     wait_for(&systemd, "STOPPING=1").await;
     assert_eq!(exit_code(child).await, Some(0));

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Context, JobName, JobOutcome, JobRunner, prune};
 use crate::halo::Agent;
-use crate::http::spawn_store_writer;
+use crate::http::{RequestLogSink, RequestRecord, SharedRequestLog, spawn_store_writer};
 use crate::metrics::ActionKind;
 use crate::session::{Session, served};
 use crate::sync::agents::{AgentResult, Reporter, run_agents};
@@ -86,10 +86,30 @@ impl JobRunner for ProductionJobs {
     }
 }
 
+/// The outbound request log, with each request also counted in the
+/// metrics (API calls by upstream and status).
+#[derive(Debug)]
+struct MeteredLog {
+    log: SharedRequestLog,
+    metrics: crate::metrics::Metrics,
+}
+
+impl RequestLogSink for MeteredLog {
+    fn record(&self, record: RequestRecord) {
+        self.metrics
+            .upstream_request(record.upstream, record.status);
+        self.log.record(record);
+    }
+}
+
 /// One sync of every served agent, its writes counted in the metrics.
 async fn sync(context: &Context, pass: Pass, stop: CancellationToken) -> JobOutcome {
     let config = &context.config;
     let (log, writer) = spawn_store_writer(context.store.clone(), 1024);
+    let log: SharedRequestLog = Arc::new(MeteredLog {
+        log,
+        metrics: context.metrics.clone(),
+    });
     let outcome = match Session::open_with(config, Some(context.store.clone()), log).await {
         Err(_) => JobOutcome::Failed {
             error: "could not reach Halo or read its agents (the log says why)".into(),
