@@ -396,4 +396,46 @@ mod tests {
             })
         ));
     }
+
+    #[test]
+    fn atomically_commits_on_ok_and_rolls_back_on_err() {
+        let store = Store::open_in_memory().expect("open");
+        let count = |store: &Store| -> i64 {
+            store
+                .connection()
+                .query_row("SELECT count(*) FROM halo_cursors", [], |r| r.get(0))
+                .expect("count")
+        };
+        let agent = |store: &Store, id: i64| -> Result<(), StoreError> {
+            store
+                .connection()
+                .execute(
+                    "INSERT INTO agents (agent_id, name, updated_at) VALUES (?1, 'A', '2026-11-29T00:00:00.000Z')",
+                    [id],
+                )
+                .map_err(|e| StoreError::sqlite("test insert", store.path(), e))?;
+            store
+                .connection()
+                .execute(
+                    "INSERT INTO halo_cursors (agent_id, scope, last_modified, updated_at)
+                     VALUES (?1, 'appointments', '2026-11-29T00:00:00.000Z', '2026-11-29T00:00:00.000Z')",
+                    [id],
+                )
+                .map_err(|e| StoreError::sqlite("test insert", store.path(), e))?;
+            Ok(())
+        };
+        store.atomically(|s| agent(s, 1)).expect("commits");
+        assert_eq!(count(&store), 1);
+        // The second insert of agent 1 fails after agent 2's rows went in:
+        // neither stays.
+        let failed: Result<(), StoreError> = store.atomically(|s| {
+            agent(s, 2)?;
+            agent(s, 1)
+        });
+        assert!(failed.is_err());
+        assert_eq!(count(&store), 1, "rolled back");
+        // And the store is usable afterwards (no transaction left open).
+        store.atomically(|s| agent(s, 3)).expect("commits again");
+        assert_eq!(count(&store), 2);
+    }
 }
