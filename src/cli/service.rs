@@ -9,6 +9,8 @@ use super::exit;
 use crate::config::Config;
 use crate::daemon::{self, Context};
 use crate::http::MemoryRequestLog;
+use crate::webhook::{self, DEFAULT_DEBOUNCE, WebhookQueue, WebhookState};
+use tokio_util::sync::CancellationToken;
 
 pub fn run(config: Config) -> ExitCode {
     let context = match Context::open(Arc::new(config)) {
@@ -51,7 +53,20 @@ async fn serve(context: Context) -> ExitCode {
         }
     };
     let jobs = daemon::production_jobs(&context);
-    match daemon::run(context, admin, jobs, daemon::shutdown_signal()).await {
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            daemon::shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+    if config.webhook.enabled
+        && let Err(code) = start_webhooks(&context, &jobs, &stop).await
+    {
+        return code;
+    }
+    match daemon::run(context, admin, jobs, stop.cancelled_owned()).await {
         Ok(exit) => {
             if !exit.abandoned.is_empty() {
                 tracing::warn!(abandoned = ?exit.abandoned, "jobs were stopped part-way; the next run finishes their writes");
@@ -63,4 +78,66 @@ async fn serve(context: Context) -> ExitCode {
             ExitCode::from(exit::FAILURE)
         }
     }
+}
+
+/// The webhook listener, and the task that syncs each mailbox a
+/// notification names (debounced, under the scheduled syncs' lock).
+async fn start_webhooks(
+    context: &Context,
+    jobs: &Arc<daemon::ProductionJobs>,
+    stop: &CancellationToken,
+) -> Result<(), ExitCode> {
+    let config = &context.config;
+    let queue = WebhookQueue::new(context.store.clone());
+    if let Err(error) = queue.recover() {
+        eprintln!("halosync: the webhook queue: {error}");
+        return Err(ExitCode::from(exit::FAILURE));
+    }
+    let listener = match tokio::net::TcpListener::bind(config.webhook.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!(
+                "halosync: cannot listen on {} ([webhook] listen): {error}",
+                config.webhook.listen
+            );
+            return Err(ExitCode::from(exit::FAILURE));
+        }
+    };
+    let state = WebhookState::new(&config.webhook, queue.clone(), context.clock.clone());
+    let shutdown = stop.clone().cancelled_owned();
+    tokio::spawn(async move {
+        if let Err(error) = webhook::serve(listener, state, shutdown).await {
+            tracing::error!(%error, "the webhook listener stopped");
+        }
+    });
+    let (jobs, clock, stop) = (jobs.clone(), context.clock.clone(), stop.clone());
+    tokio::spawn(async move {
+        loop {
+            let due = tokio::select! {
+                () = stop.cancelled() => return,
+                due = queue.wait_due(clock.as_ref(), DEFAULT_DEBOUNCE) => due,
+            };
+            let changes = match due {
+                Ok(changes) => changes,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the webhook queue; retrying in 5 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            for changed in changes {
+                let outcome = jobs.sync_mailbox(&changed.mailbox, stop.clone()).await;
+                let settled = match outcome {
+                    daemon::JobOutcome::Done { .. } => queue.done(&changed),
+                    // The scheduled pull is the failsafe; the entry is
+                    // handed out again.
+                    _ => queue.release(&changed),
+                };
+                if let Err(error) = settled {
+                    tracing::warn!(%error, mailbox = %changed.mailbox, "could not settle a webhook queue entry");
+                }
+            }
+        }
+    });
+    Ok(())
 }

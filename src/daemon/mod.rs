@@ -36,7 +36,7 @@ use crate::store::{Store, StoreError};
 use executor::Executor;
 pub use jobs::{JobName, JobOutcome, JobRunner, UnknownJob};
 pub use notify::Notifier;
-pub use production::production_jobs;
+pub use production::{ProductionJobs, production_jobs};
 pub use prune::prune;
 pub use shutdown::shutdown_signal;
 

@@ -25,22 +25,31 @@ use super::{Context, JobName, JobOutcome, JobRunner, prune};
 use crate::halo::Agent;
 use crate::http::{RequestLogSink, RequestRecord, SharedRequestLog, spawn_store_writer};
 use crate::metrics::ActionKind;
-use crate::session::{Session, served};
+use crate::session::{Session, served_agents};
 use crate::sync::agents::{AgentResult, Reporter, run_agents};
 use crate::sync::plan::{Action, Reason, Side};
 use crate::sync::run::{AgentOutcome, Mode, Pass, RunOptions};
 
 /// The jobs of this build.
-pub fn production_jobs(context: &Context) -> Arc<dyn JobRunner> {
+pub fn production_jobs(context: &Context) -> Arc<ProductionJobs> {
     Arc::new(ProductionJobs {
         context: context.clone(),
         sync_lock: Arc::new(tokio::sync::Mutex::new(())),
     })
 }
 
-struct ProductionJobs {
+pub struct ProductionJobs {
     context: Context,
     sync_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl ProductionJobs {
+    /// An incremental sync of the agent whose mailbox changed (a webhook
+    /// notification), under the same lock as the scheduled syncs.
+    pub async fn sync_mailbox(&self, mailbox: &str, stop: CancellationToken) -> JobOutcome {
+        let _running = self.sync_lock.lock().await;
+        sync(&self.context, Pass::Incremental, Some(mailbox), stop).await
+    }
 }
 
 impl JobRunner for ProductionJobs {
@@ -62,7 +71,7 @@ impl JobRunner for ProductionJobs {
                             error: "stopped before it began".into(),
                         };
                     }
-                    sync(&context, pass, stop).await
+                    sync(&context, pass, None, stop).await
                 }
                 .boxed()
             }
@@ -103,7 +112,12 @@ impl RequestLogSink for MeteredLog {
 }
 
 /// One sync of every served agent, its writes counted in the metrics.
-async fn sync(context: &Context, pass: Pass, stop: CancellationToken) -> JobOutcome {
+async fn sync(
+    context: &Context,
+    pass: Pass,
+    only: Option<&str>,
+    stop: CancellationToken,
+) -> JobOutcome {
     let config = &context.config;
     let (log, writer) = spawn_store_writer(context.store.clone(), 1024);
     let log: SharedRequestLog = Arc::new(MeteredLog {
@@ -115,11 +129,10 @@ async fn sync(context: &Context, pass: Pass, stop: CancellationToken) -> JobOutc
             error: "could not reach Halo or read its agents (the log says why)".into(),
         },
         Ok(session) => {
-            let agents: Vec<&Agent> = session
-                .agents
-                .iter()
-                .filter(|agent| served(config, agent))
-                .collect();
+            let agents = match served_agents(config, &session.agents, only) {
+                Ok(agents) => agents,
+                Err(error) => return JobOutcome::Failed { error },
+            };
             let options = RunOptions {
                 mode: Mode::Sync,
                 pass,
