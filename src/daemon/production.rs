@@ -6,13 +6,15 @@
 //!   only say how soon a change on each side is picked up at the latest.
 //! - **reconcile**: a full pass over the window, confirming deletions
 //!   nothing announced and healing drift.
-//! - **renew-subscriptions**: webhooks belong to the listener, which this
-//!   build runs only through `halosync subscriptions`; with webhooks off
-//!   there is nothing to renew.
+//! - **renew-subscriptions**: with webhooks off there is nothing to renew;
+//!   with them on, this build renews through `halosync subscriptions
+//!   renew` (the service serves the listener and syncs what it is told,
+//!   but does not yet create, renew or repair subscriptions itself).
 //! - **prune**: retention (see [`super::prune`]).
 //!
-//! Sync jobs never run at the same time as each other: they share a lock,
-//! so two runs cannot plan the same change twice.
+//! Sync jobs, and the sync a webhook notification triggers
+//! ([`ProductionJobs::sync_mailbox`]), never run at the same time: they
+//! share a lock, so two runs cannot plan the same change twice.
 
 use std::sync::Arc;
 
