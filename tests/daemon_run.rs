@@ -40,6 +40,12 @@ async fn wait_for(socket: &UnixDatagram, prefix: &str) -> Vec<String> {
     panic!("no {prefix} within 30 s; saw {seen:?}");
 }
 
+/// Reads what is queued, so the socket has room for what comes next (a
+/// full queue drops notifications: the service never blocks on them).
+async fn drain(socket: &UnixDatagram) {
+    while message(socket, Duration::from_millis(50)).await.is_some() {}
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -155,6 +161,7 @@ async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
         imported > 0 && imported < 30,
         "{imported} imported when stopped"
     );
+    drain(&systemd).await;
     terminate(&child);
     wait_for(&systemd, "STOPPING=1").await;
     assert_eq!(exit_code(child).await, Some(0), "a clean stop");
@@ -208,6 +215,7 @@ async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
         metrics.contains("halosync_upstream_requests_total{upstream=\"graph\",status=\"200\"}"),
         "{metrics}"
     );
+    drain(&systemd).await;
     terminate(&child);
     wait_for(&systemd, "STOPPING=1").await;
     assert_eq!(exit_code(child).await, Some(0));
