@@ -6,26 +6,16 @@
 
 mod graph_client_support;
 
-use std::sync::{Arc, Mutex};
+#[path = "common/log_capture.rs"]
+mod log_capture;
+use log_capture::Captured;
+
+use std::sync::Arc;
 
 use halosync::clock::ShiftedClock;
 use serde_json::json;
 
 use graph_client_support::*;
-
-/// Collects everything `tracing` writes while a test runs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn no_secret_or_token_reaches_the_logs_or_the_request_log() {

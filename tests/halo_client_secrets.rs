@@ -2,7 +2,10 @@
 //! store), in tracing output, in errors or in Debug output.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::Write;
+#[path = "common/log_capture.rs"]
+mod log_capture;
+use log_capture::Captured;
+
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -37,19 +40,6 @@ async fn capture_tokens(State(seen): State<Seen>, request: Request, next: Next) 
         seen.lock().unwrap().push(token.to_owned());
     }
     next.run(request).await
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -5,7 +5,11 @@
 mod graph_client_support;
 mod webhook_support;
 
-use std::sync::{Arc, Mutex};
+#[path = "common/log_capture.rs"]
+mod log_capture;
+use log_capture::Captured;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Duration as Minutes;
@@ -219,20 +223,6 @@ async fn a_lifetime_graph_refuses_is_capped_to_the_limit_it_names() {
         hook.h.route_count("PATCH /v1.0/subscriptions/{id}").await,
         before + 1
     );
-}
-
-/// Collects what `tracing` writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
