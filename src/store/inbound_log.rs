@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, Row, params};
 
 use super::request_log::RequestFilter;
-use super::{StoreError, db_time, time_column, webhook_queue};
+use super::{StoreError, db_time, enum_column, time_column, webhook_queue};
 
 /// What the listener made of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +100,6 @@ pub fn insert(conn: &Connection, record: &InboundRecord) -> Result<(), StoreErro
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<InboundRecord> {
-    let outcome: String = row.get(4)?;
     let item_count: i64 = row.get(7)?;
     let duration_ms: i64 = row.get(8)?;
     Ok(InboundRecord {
@@ -108,13 +107,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<InboundRecord> {
         method: row.get(1)?,
         path: row.get(2)?,
         status: row.get(3)?,
-        outcome: InboundOutcome::parse(&outcome).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                4,
-                rusqlite::types::Type::Text,
-                format!("unknown outcome '{outcome}'").into(),
-            )
-        })?,
+        outcome: enum_column(row, 4, InboundOutcome::parse)?,
         subscription_id: row.get(5)?,
         mailbox: row.get(6)?,
         item_count: u32::try_from(item_count).unwrap_or(0),

@@ -287,6 +287,23 @@ pub(crate) fn time_column(
     parse_db_time(column, &text)
 }
 
+/// Reads a TEXT column holding one of a fixed set of values through
+/// `parse`; a value it does not know is a conversion error naming it.
+pub(crate) fn enum_column<T>(
+    row: &rusqlite::Row<'_>,
+    column: usize,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(column)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("unexpected value '{text}'").into(),
+        )
+    })
+}
+
 /// Reads a nullable time column written by [`db_time`].
 pub(crate) fn optional_time_column(
     row: &rusqlite::Row<'_>,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, params};
 
-use super::{StoreError, db_time, time_column};
+use super::{StoreError, db_time, enum_column, time_column};
 use crate::http::{RequestRecord, Upstream};
 
 fn fail(conn: &Connection, action: &str, error: rusqlite::Error) -> StoreError {
@@ -70,17 +70,10 @@ impl RequestFilter {
 }
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRecord> {
-    let upstream: String = row.get(1)?;
     let duration_ms: i64 = row.get(5)?;
     Ok(RequestRecord {
         at: time_column(row, 0)?,
-        upstream: Upstream::parse(&upstream).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                1,
-                rusqlite::types::Type::Text,
-                format!("unexpected value '{upstream}'").into(),
-            )
-        })?,
+        upstream: enum_column(row, 1, Upstream::parse)?,
         method: row.get(2)?,
         path: row.get(3)?,
         status: row.get(4)?,

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{StoreError, db_time, time_column};
+use super::{StoreError, db_time, enum_column, time_column};
 
 /// Why a mailbox should be pulled. Ordered by strength: coalescing keeps
 /// the strongest.
@@ -77,7 +77,6 @@ const COLUMNS: &str =
     "id, mailbox, agent_id, subscription_id, reason, notifications, first_at, last_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Entry> {
-    let reason: String = row.get(4)?;
     let notifications: i64 = row.get(5)?;
     let id = row.get(0)?;
     Ok(Entry {
@@ -86,13 +85,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Entry> {
             mailbox: row.get(1)?,
             agent_id: row.get(2)?,
             subscription_id: row.get(3)?,
-            reason: ChangeReason::parse(&reason).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    4,
-                    rusqlite::types::Type::Text,
-                    format!("unknown reason '{reason}'").into(),
-                )
-            })?,
+            reason: enum_column(row, 4, ChangeReason::parse)?,
             notifications: u32::try_from(notifications).unwrap_or(u32::MAX),
             first_at: time_column(row, 6)?,
             ticket: id,
