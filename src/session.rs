@@ -13,6 +13,7 @@ use crate::halo::{Agent, HaloClient};
 use crate::http::{MemoryRequestLog, SharedRequestLog};
 use crate::store::Store;
 use crate::token_cipher::TokenCipher;
+use crate::webhook::GraphClients;
 
 /// Whether `[sync]` includes the agent.
 pub fn served(config: &Config, agent: &Agent) -> bool {
@@ -84,6 +85,7 @@ pub fn refresh_tokens(
     }))
 }
 
+#[derive(Clone)]
 pub struct StoredTokens {
     store: Arc<Mutex<Store>>,
     /// A cipher per client: `TokenCipher` is deliberately not `Clone`.
@@ -136,6 +138,52 @@ pub fn connection_client(
                 upstreams,
             )
         }
+    }
+}
+
+/// Each agent's Graph client, found by the name of the connection that
+/// serves it (what the subscription manager asks for). Owned, so the
+/// service's long-running tasks can keep one.
+pub struct ConnectionClients {
+    config: Arc<Config>,
+    upstreams: GraphUpstreams,
+    tokens: Option<StoredTokens>,
+}
+
+impl ConnectionClients {
+    pub fn new(
+        config: Arc<Config>,
+        upstreams: GraphUpstreams,
+        tokens: Option<StoredTokens>,
+    ) -> Self {
+        Self {
+            config,
+            upstreams,
+            tokens,
+        }
+    }
+}
+
+impl GraphClients for ConnectionClients {
+    fn client(&self, agent_id: i64, connection: &str) -> Result<GraphClient, GraphError> {
+        let configured = self
+            .config
+            .connections
+            .iter()
+            .find(|c| c.name == connection)
+            .ok_or_else(|| {
+                GraphError::Auth(AuthError::Configuration {
+                    connection: connection.to_owned(),
+                    message: "no connection of that name in the config (renamed or removed?)"
+                        .into(),
+                })
+            })?;
+        connection_client(
+            configured,
+            &self.upstreams,
+            self.tokens.as_ref(),
+            Some(agent_id),
+        )
     }
 }
 

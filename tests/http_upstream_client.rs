@@ -103,6 +103,11 @@ async fn a_429_with_retry_after_2_waits_two_seconds_then_succeeds() {
     assert_eq!(records[0].status, Some(429));
     assert_eq!(records[0].mailbox.as_deref(), Some("ada@contoso.com"));
     assert_eq!(records[0].upstream, Upstream::Graph);
+    assert_eq!(
+        log.throttled_waits(),
+        [(Upstream::Graph, Duration::from_secs(2))],
+        "the wait is reported (the service counts it in its metrics)"
+    );
 }
 
 #[tokio::test(start_paused = true)]

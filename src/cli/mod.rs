@@ -191,7 +191,7 @@ pub fn run(cli: Cli) -> ExitCode {
             demo::run(args)
         }
         Command::Subscriptions(ref command) => match load_with_logging(&cli, &env) {
-            Ok(config) => subscriptions::run(command, &config),
+            Ok(config) => subscriptions::run(command, config),
             Err(code) => code,
         },
         Command::Requests(ref args) => match load_with_logging(&cli, &env) {

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::exit;
+use super::subscriptions::Listening;
 use crate::config::Config;
-use crate::daemon::{self, Context, JobName, JobOutcome, UnknownJob};
+use crate::daemon::{self, Context, JobName, JobOutcome, SubscriptionUpkeep, UnknownJob};
 
 #[derive(Debug, clap::Args)]
 pub struct RunJobArgs {
@@ -31,8 +32,30 @@ pub fn run(config: Config, args: &RunJobArgs) -> ExitCode {
     };
     let job = args.job;
     super::block_on(async move {
-        let jobs = daemon::production_jobs(&context);
-        match daemon::run_job(&context, jobs, job, daemon::shutdown_signal()).await {
+        // Creating a subscription needs Graph's validation request answered
+        // on webhook.listen, as the service would.
+        let mut listening = None;
+        let mut subscriptions = None;
+        if job == JobName::RenewSubscriptions && context.config.webhook.enabled {
+            let (log, _writer) = daemon::metered_log(&context);
+            match SubscriptionUpkeep::open(&context, log) {
+                Ok(upkeep) => subscriptions = Some(Arc::new(upkeep)),
+                Err(error) => {
+                    eprintln!("halosync: webhook subscriptions: {error}");
+                    return ExitCode::from(exit::CONFIG);
+                }
+            }
+            match Listening::start(&context.config, &context.store, &context.clock).await {
+                Ok(started) => listening = Some(started),
+                Err(code) => return code,
+            }
+        }
+        let jobs = daemon::production_jobs(&context, subscriptions);
+        let outcome = daemon::run_job(&context, jobs, job, daemon::shutdown_signal()).await;
+        if let Some(listening) = listening {
+            listening.stop().await;
+        }
+        match outcome {
             Ok(outcome) => report(job, &outcome),
             Err(error) => {
                 eprintln!("halosync: {job}: {error}");

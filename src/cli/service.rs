@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::exit;
 use crate::config::Config;
-use crate::daemon::{self, Context};
+use crate::daemon::{self, Context, Daemon, JobName, SubscriptionUpkeep};
 use crate::http::MemoryRequestLog;
 use crate::webhook::{self, DEFAULT_DEBOUNCE, WebhookQueue, WebhookState};
 use tokio_util::sync::CancellationToken;
@@ -52,7 +52,20 @@ async fn serve(context: Context) -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let jobs = daemon::production_jobs(&context);
+    let subscriptions = if config.webhook.enabled {
+        // Lives as long as the service: its last records may be cut off at exit.
+        let (log, _writer) = daemon::metered_log(&context);
+        match SubscriptionUpkeep::open(&context, log) {
+            Ok(upkeep) => Some(Arc::new(upkeep)),
+            Err(error) => {
+                eprintln!("halosync: webhook subscriptions: {error}");
+                return ExitCode::from(exit::CONFIG);
+            }
+        }
+    } else {
+        None
+    };
+    let jobs = daemon::production_jobs(&context, subscriptions.clone());
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();
@@ -61,12 +74,16 @@ async fn serve(context: Context) -> ExitCode {
             stop.cancel();
         }
     });
-    if config.webhook.enabled
-        && let Err(code) = start_webhooks(&context, &jobs, &stop).await
-    {
-        return code;
+    let mut daemon = Daemon::new(context.clone());
+    if let Some(subscriptions) = &subscriptions {
+        if let Err(code) = start_webhooks(&context, &jobs, subscriptions, &stop).await {
+            return code;
+        }
+        // Subscriptions are made (or found live) as soon as the service
+        // runs, not a day later on the schedule.
+        daemon = daemon.with_startup_jobs(vec![JobName::RenewSubscriptions]);
     }
-    match daemon::run(context, admin, jobs, stop.cancelled_owned()).await {
+    match daemon.run(admin, jobs, stop.cancelled_owned()).await {
         Ok(exit) => {
             if !exit.abandoned.is_empty() {
                 tracing::warn!(abandoned = ?exit.abandoned, "jobs were stopped part-way; the next run finishes their writes");
@@ -80,11 +97,14 @@ async fn serve(context: Context) -> ExitCode {
     }
 }
 
-/// The webhook listener, and the task that syncs each mailbox a
-/// notification names (debounced, under the scheduled syncs' lock).
+/// The webhook listener, the task that syncs each mailbox a notification
+/// names (debounced, under the scheduled syncs' lock), and the one that
+/// renews and repairs subscriptions when they fall due or a lifecycle
+/// event asks.
 async fn start_webhooks(
     context: &Context,
     jobs: &Arc<daemon::ProductionJobs>,
+    subscriptions: &SubscriptionUpkeep,
     stop: &CancellationToken,
 ) -> Result<(), ExitCode> {
     let config = &context.config;
@@ -103,19 +123,21 @@ async fn start_webhooks(
             return Err(ExitCode::from(exit::FAILURE));
         }
     };
-    let state = WebhookState::new(&config.webhook, queue.clone(), context.clock.clone());
+    let state = WebhookState::new(&config.webhook, queue.clone(), context.clock.clone())
+        .with_metrics(context.metrics.clone());
+    tokio::spawn(subscriptions.tend(state.maintenance_wakeup(), stop.clone().cancelled_owned()));
     let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move {
         if let Err(error) = webhook::serve(listener, state, shutdown).await {
             tracing::error!(%error, "the webhook listener stopped");
         }
     });
-    let (jobs, clock, stop) = (jobs.clone(), context.clock.clone(), stop.clone());
+    let (jobs, context, stop) = (jobs.clone(), context.clone(), stop.clone());
     tokio::spawn(async move {
         loop {
             let due = tokio::select! {
                 () = stop.cancelled() => return,
-                due = queue.wait_due(clock.as_ref(), DEFAULT_DEBOUNCE) => due,
+                due = queue.wait_due(context.clock.as_ref(), DEFAULT_DEBOUNCE) => due,
             };
             let changes = match due {
                 Ok(changes) => changes,
@@ -136,6 +158,9 @@ async fn start_webhooks(
                 if let Err(error) = settled {
                     tracing::warn!(%error, mailbox = %changed.mailbox, "could not settle a webhook queue entry");
                 }
+            }
+            if let Err(error) = daemon::refresh_gauges(&context).await {
+                tracing::warn!(%error, "could not read the metrics' gauges from the database");
             }
         }
     });

@@ -16,17 +16,16 @@ use tokio::sync::oneshot;
 use super::{exit, table};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::graph::auth::AuthError;
-use crate::graph::{GraphClient, GraphClientOptions, GraphError, GraphUpstreams};
+use crate::graph::{GraphClientOptions, GraphUpstreams};
 use crate::http::MemoryRequestLog;
 use crate::session::{
-    Session, StoredTokens, agent_name, connection_client, refresh_tokens, served_agents,
+    ConnectionClients, Session, StoredTokens, agent_name, refresh_tokens, served_agents,
 };
 use crate::store::subscriptions::{self, SubscriptionRow};
-use crate::store::{AgentRow, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::webhook::{
-    Ensured, GraphClients, SubscriptionManager, SubscriptionSettings, SubscriptionTarget, Tended,
-    WebhookQueue, WebhookState,
+    Ensured, GraphClients, SubscriptionManager, SubscriptionSettings, Tended, WebhookQueue,
+    WebhookState, served_mailboxes,
 };
 
 #[derive(Debug, Subcommand)]
@@ -61,12 +60,13 @@ impl AgentChoice {
     }
 }
 
-pub fn run(command: &SubscriptionsCommand, config: &Config) -> ExitCode {
+pub fn run(command: &SubscriptionsCommand, config: Config) -> ExitCode {
+    let config = Arc::new(config);
     match command {
-        SubscriptionsCommand::List => list(config),
-        SubscriptionsCommand::Create(choice) => super::block_on(create(config, choice)),
-        SubscriptionsCommand::Delete(choice) => super::block_on(delete(config, choice)),
-        SubscriptionsCommand::Renew => super::block_on(renew(config)),
+        SubscriptionsCommand::List => list(&config),
+        SubscriptionsCommand::Create(choice) => super::block_on(create(&config, choice)),
+        SubscriptionsCommand::Delete(choice) => super::block_on(delete(&config, choice)),
+        SubscriptionsCommand::Renew => super::block_on(renew(&config)),
     }
 }
 
@@ -134,31 +134,6 @@ fn list(config: &Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Each agent's client, found by the connection its subscription names.
-struct ConfiguredClients<'a> {
-    config: &'a Config,
-    upstreams: &'a GraphUpstreams,
-    tokens: Option<&'a StoredTokens>,
-}
-
-impl GraphClients for ConfiguredClients<'_> {
-    fn client(&self, agent_id: i64, connection: &str) -> Result<GraphClient, GraphError> {
-        let configured = self
-            .config
-            .connections
-            .iter()
-            .find(|c| c.name == connection)
-            .ok_or_else(|| {
-                GraphError::Auth(AuthError::Configuration {
-                    connection: connection.to_owned(),
-                    message: "no connection of that name in the config (renamed or removed?)"
-                        .into(),
-                })
-            })?;
-        connection_client(configured, self.upstreams, self.tokens, Some(agent_id))
-    }
-}
-
 /// Graph access and the database, without Halo: what delete and renew need.
 struct GraphAccess {
     clock: SharedClock,
@@ -190,12 +165,8 @@ impl GraphAccess {
         })
     }
 
-    fn clients<'a>(&'a self, config: &'a Config) -> ConfiguredClients<'a> {
-        ConfiguredClients {
-            config,
-            upstreams: &self.upstreams,
-            tokens: self.tokens.as_ref(),
-        }
+    fn clients(&self, config: &Arc<Config>) -> ConnectionClients {
+        ConnectionClients::new(config.clone(), self.upstreams.clone(), self.tokens.clone())
     }
 
     fn manager(&self, config: &Config) -> SubscriptionManager {
@@ -225,13 +196,17 @@ fn graph_access(config: &Config) -> Result<GraphAccess, ExitCode> {
 
 /// The listener, answering Graph's validation requests while a command
 /// creates subscriptions.
-struct Listening {
+pub(super) struct Listening {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), crate::webhook::WebhookError>>,
 }
 
 impl Listening {
-    async fn start(config: &Config, access: &GraphAccess) -> Result<Self, ExitCode> {
+    pub(super) async fn start(
+        config: &Config,
+        store: &Arc<Mutex<Store>>,
+        clock: &SharedClock,
+    ) -> Result<Self, ExitCode> {
         let address = config.webhook.listen;
         let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
             failed(format!(
@@ -241,8 +216,8 @@ impl Listening {
         })?;
         let state = WebhookState::new(
             &config.webhook,
-            WebhookQueue::new(access.store.clone()),
-            access.clock.clone(),
+            WebhookQueue::new(store.clone()),
+            clock.clone(),
         );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(crate::webhook::serve(listener, state, async {
@@ -251,7 +226,7 @@ impl Listening {
         Ok(Self { stop, task })
     }
 
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         let _ = self.stop.send(());
         match self.task.await {
             Ok(Ok(())) => {}
@@ -261,7 +236,7 @@ impl Listening {
     }
 }
 
-async fn create(config: &Config, choice: &AgentChoice) -> ExitCode {
+async fn create(config: &Arc<Config>, choice: &AgentChoice) -> ExitCode {
     if !config.webhook.enabled {
         eprintln!(
             "halosync: webhooks are off; set webhook.enabled = true (and webhook.public_url)"
@@ -284,17 +259,24 @@ async fn create(config: &Config, choice: &AgentChoice) -> ExitCode {
         Ok(access) => access,
         Err(code) => return code,
     };
-    let listening = match Listening::start(config, &access).await {
+    let listening = match Listening::start(config, &access.store, &access.clock).await {
         Ok(listening) => listening,
         Err(code) => return code,
     };
     let manager = access.manager(config);
+    let clients = access.clients(config);
     let mut all_ok = true;
     let mut lines = Vec::new();
     for agent in agents {
         let mailbox = agent.mailbox().unwrap_or_default();
-        let name = agent.name.as_deref().unwrap_or_default().trim().to_owned();
-        let result = subscribe(config, &access, &manager, agent.id, name, &mailbox).await;
+        let result = match served_mailboxes(config, &[agent]).first() {
+            None => Err("no connection serves this agent".to_owned()),
+            Some(served) => manager
+                .subscribe(served, &clients, access.clock.now())
+                .await
+                .map(|ensured| said(&ensured, &served.connection))
+                .map_err(|e| e.to_string()),
+        };
         all_ok &= result.is_ok();
         lines.push(vec![
             agent_name(agent),
@@ -311,75 +293,30 @@ async fn create(config: &Config, choice: &AgentChoice) -> ExitCode {
     }
 }
 
-/// Records the agent (by its Halo name) and ensures its subscription;
-/// says what happened.
-async fn subscribe(
-    config: &Config,
-    access: &GraphAccess,
-    manager: &SubscriptionManager,
-    agent_id: i64,
-    name: String,
-    mailbox: &str,
-) -> Result<String, String> {
-    let connection = config
-        .connections
-        .iter()
-        .find(|c| c.agents.serves(mailbox))
-        .ok_or("no connection serves this agent")?;
-    let row = AgentRow {
-        agent_id,
-        name,
-        email: Some(mailbox.to_owned()),
-        mailbox: Some(mailbox.to_owned()),
-        connection: Some(connection.name.clone()),
-        enabled: true,
-    };
-    let now = access.clock.now();
-    access
-        .with_store(|store| store.upsert_agent(&row, now))
-        .map_err(|e| e.to_string())?;
-    let client = connection_client(
-        connection,
-        &access.upstreams,
-        access.tokens.as_ref(),
-        Some(agent_id),
-    )
-    .map_err(|e| e.to_string())?;
-    let target = SubscriptionTarget {
-        agent_id,
-        mailbox,
-        connection: &connection.name,
-        kind: connection.kind,
-    };
-    Ok(
-        match manager
-            .ensure(&target, &client)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Ensured::Created {
-                subscription_id,
-                expires_at,
-            } => format!(
-                "subscribed ({subscription_id}, expires {})",
-                when(expires_at)
-            ),
-            Ensured::Existing {
-                subscription_id,
-                expires_at,
-            } => format!(
-                "already subscribed ({subscription_id}, expires {})",
-                when(expires_at)
-            ),
-            Ensured::Polling => format!(
-                "not subscribed: connection `{}` is delegated, which Graph does not notify; polled on the pull schedule",
-                connection.name
-            ),
-        },
-    )
+/// What ensuring a subscription did, for a person.
+fn said(ensured: &Ensured, connection: &str) -> String {
+    match ensured {
+        Ensured::Created {
+            subscription_id,
+            expires_at,
+        } => format!(
+            "subscribed ({subscription_id}, expires {})",
+            when(*expires_at)
+        ),
+        Ensured::Existing {
+            subscription_id,
+            expires_at,
+        } => format!(
+            "already subscribed ({subscription_id}, expires {})",
+            when(*expires_at)
+        ),
+        Ensured::Polling => format!(
+            "not subscribed: connection `{connection}` is delegated, which Graph does not notify; polled on the pull schedule"
+        ),
+    }
 }
 
-async fn delete(config: &Config, choice: &AgentChoice) -> ExitCode {
+async fn delete(config: &Arc<Config>, choice: &AgentChoice) -> ExitCode {
     let access = match graph_access(config) {
         Ok(access) => access,
         Err(code) => return code,
@@ -435,13 +372,13 @@ async fn delete(config: &Config, choice: &AgentChoice) -> ExitCode {
     }
 }
 
-async fn renew(config: &Config) -> ExitCode {
+async fn renew(config: &Arc<Config>) -> ExitCode {
     let access = match graph_access(config) {
         Ok(access) => access,
         Err(code) => return code,
     };
     // A subscription Graph lost is recreated, which needs the handshake.
-    let listening = match Listening::start(config, &access).await {
+    let listening = match Listening::start(config, &access.store, &access.clock).await {
         Ok(listening) => listening,
         Err(code) => return code,
     };

@@ -175,6 +175,10 @@ impl Executor {
         .inspect_err(|error| {
             tracing::error!(job = %job, run, %error, "could not record the end of a run");
         })?;
+        // A run changes what the gauges show; no need to wait for the timer.
+        if let Err(error) = super::gauges::refresh(&self.context).await {
+            tracing::warn!(%error, "could not read the metrics' gauges from the database");
+        }
         Ok(outcome)
     }
 }

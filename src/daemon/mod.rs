@@ -13,12 +13,14 @@
 //! [`run`]; `run` sends `READY=1` once its listener serves.
 
 mod executor;
+mod gauges;
 mod jobs;
 mod notify;
 mod production;
 mod prune;
 mod scheduler;
 mod shutdown;
+mod subscriptions;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,11 +36,13 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 use executor::Executor;
+pub use gauges::refresh as refresh_gauges;
 pub use jobs::{JobName, JobOutcome, JobRunner, UnknownJob};
 pub use notify::Notifier;
-pub use production::{ProductionJobs, production_jobs};
+pub use production::{ProductionJobs, metered_log, production_jobs};
 pub use prune::prune;
 pub use shutdown::shutdown_signal;
+pub use subscriptions::SubscriptionUpkeep;
 
 /// How long running jobs may take to wind down after a shutdown request
 /// before they are dropped. Below systemd's default `TimeoutStopSec=` (90 s)
@@ -117,6 +121,7 @@ pub struct DaemonExit {
 pub struct Daemon {
     context: Context,
     notifier: Notifier,
+    startup_jobs: Vec<JobName>,
 }
 
 impl Daemon {
@@ -125,6 +130,16 @@ impl Daemon {
         Self {
             context,
             notifier: Notifier::from_env(&Environment::process()),
+            startup_jobs: Vec::new(),
+        }
+    }
+
+    /// Also runs `jobs` once as soon as the service is ready, besides their
+    /// schedules.
+    pub fn with_startup_jobs(self, jobs: Vec<JobName>) -> Self {
+        Self {
+            startup_jobs: jobs,
+            ..self
         }
     }
 
@@ -141,7 +156,11 @@ impl Daemon {
         jobs: Arc<dyn JobRunner>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<DaemonExit, DaemonError> {
-        let Self { context, notifier } = self;
+        let Self {
+            context,
+            notifier,
+            startup_jobs,
+        } = self;
         let executor = Arc::new(Executor::new(context.clone(), jobs, notifier.clone()));
         executor.close_interrupted_runs().await?;
 
@@ -158,6 +177,7 @@ impl Daemon {
             admin_stop.clone().cancelled_owned(),
         ));
         let scheduling = CancellationToken::new();
+        let gauges = tokio::spawn(gauges::keep_fresh(context.clone(), scheduling.clone()));
         let schedulers: Vec<_> = JobName::ALL
             .into_iter()
             .map(|job| {
@@ -181,6 +201,9 @@ impl Daemon {
             .watchdog_interval()
             .map(|every| tokio::spawn(ping_watchdog(notifier.clone(), every)));
         tracing::info!(admin = %admin_address, "halosync is running");
+        for job in startup_jobs {
+            executor.tick(job);
+        }
 
         shutdown.await;
         tracing::info!("shutting down: no new job runs; waiting for running jobs");
@@ -193,6 +216,9 @@ impl Daemon {
             if let Err(error) = scheduler.await {
                 tracing::error!(%error, "a job scheduler failed");
             }
+        }
+        if let Err(error) = gauges.await {
+            tracing::error!(%error, "the metrics' gauge refresher failed");
         }
         let abandoned = executor.wind_down(SHUTDOWN_GRACE).await;
         if !abandoned.is_empty() {

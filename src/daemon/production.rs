@@ -6,10 +6,9 @@
 //!   only say how soon a change on each side is picked up at the latest.
 //! - **reconcile**: a full pass over the window, confirming deletions
 //!   nothing announced and healing drift.
-//! - **renew-subscriptions**: with webhooks off there is nothing to renew;
-//!   with them on, this build renews through `halosync subscriptions
-//!   renew` (the service serves the listener and syncs what it is told,
-//!   but does not yet create, renew or repair subscriptions itself).
+//! - **renew-subscriptions**: with webhooks on, every served agent
+//!   subscribed, departed agents unsubscribed, and what is due renewed (see
+//!   [`super::subscriptions`]); with them off, nothing to do.
 //! - **prune**: retention (see [`super::prune`]).
 //!
 //! Sync jobs, and the sync a webhook notification triggers
@@ -23,6 +22,9 @@ use futures_util::future::BoxFuture;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use tokio::task::JoinHandle;
+
+use super::subscriptions::SubscriptionUpkeep;
 use super::{Context, JobName, JobOutcome, JobRunner, prune};
 use crate::halo::Agent;
 use crate::http::{RequestLogSink, RequestRecord, SharedRequestLog, spawn_store_writer};
@@ -32,17 +34,22 @@ use crate::sync::agents::{AgentResult, Reporter, run_agents};
 use crate::sync::plan::{Action, Reason, Side};
 use crate::sync::run::{AgentOutcome, Mode, Pass, RunOptions};
 
-/// The jobs of this build.
-pub fn production_jobs(context: &Context) -> Arc<ProductionJobs> {
+/// The jobs of this build; `subscriptions` when webhooks are on.
+pub fn production_jobs(
+    context: &Context,
+    subscriptions: Option<Arc<SubscriptionUpkeep>>,
+) -> Arc<ProductionJobs> {
     Arc::new(ProductionJobs {
         context: context.clone(),
         sync_lock: Arc::new(tokio::sync::Mutex::new(())),
+        subscriptions,
     })
 }
 
 pub struct ProductionJobs {
     context: Context,
     sync_lock: Arc<tokio::sync::Mutex<()>>,
+    subscriptions: Option<Arc<SubscriptionUpkeep>>,
 }
 
 impl ProductionJobs {
@@ -77,22 +84,23 @@ impl JobRunner for ProductionJobs {
                 }
                 .boxed()
             }
-            JobName::RenewSubscriptions => {
-                let outcome = if context.config.webhook.enabled {
-                    JobOutcome::Failed {
-                        error: "this build renews webhook subscriptions only through \
-                                `halosync subscriptions renew`"
-                            .into(),
-                    }
-                } else {
+            JobName::RenewSubscriptions => match self.subscriptions.clone() {
+                Some(upkeep) => async move {
+                    let (log, writer) = metered_log(&context);
+                    let outcome = upkeep.run(&context, log).await;
+                    finish_log(writer).await;
+                    outcome
+                }
+                .boxed(),
+                None => async move {
                     JobOutcome::Done {
                         summary: "webhooks are off ([webhook] enabled = false): nothing to renew"
                             .into(),
                         stats: json!({}),
                     }
-                };
-                async move { outcome }.boxed()
-            }
+                }
+                .boxed(),
+            },
         }
     }
 }
@@ -111,6 +119,27 @@ impl RequestLogSink for MeteredLog {
             .upstream_request(record.upstream, record.status);
         self.log.record(record);
     }
+
+    fn throttled(&self, upstream: crate::http::Upstream, wait: std::time::Duration) {
+        self.metrics.throttled_wait(upstream, wait);
+    }
+}
+
+/// The outbound request log of one job run, kept in the database and
+/// counted in the metrics; the handle finishes once every sender is gone.
+pub fn metered_log(context: &Context) -> (SharedRequestLog, JoinHandle<()>) {
+    let (log, writer) = spawn_store_writer(context.store.clone(), 1024);
+    let log: SharedRequestLog = Arc::new(MeteredLog {
+        log,
+        metrics: context.metrics.clone(),
+    });
+    (log, writer)
+}
+
+async fn finish_log(writer: JoinHandle<()>) {
+    if let Err(e) = writer.await {
+        tracing::warn!(error = %e, "the request log writer stopped abnormally");
+    }
 }
 
 /// One sync of every served agent, its writes counted in the metrics.
@@ -121,11 +150,7 @@ async fn sync(
     stop: CancellationToken,
 ) -> JobOutcome {
     let config = &context.config;
-    let (log, writer) = spawn_store_writer(context.store.clone(), 1024);
-    let log: SharedRequestLog = Arc::new(MeteredLog {
-        log,
-        metrics: context.metrics.clone(),
-    });
+    let (log, writer) = metered_log(context);
     let outcome = match Session::open_with(config, Some(context.store.clone()), log).await {
         Err(_) => JobOutcome::Failed {
             error: "could not reach Halo or read its agents (the log says why)".into(),
@@ -182,9 +207,7 @@ async fn sync(
         }
     };
     // Every sender is gone with the session: the log writer drains and stops.
-    if let Err(e) = writer.await {
-        tracing::warn!(error = %e, "the request log writer stopped abnormally");
-    }
+    finish_log(writer).await;
     outcome
 }
 

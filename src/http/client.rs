@@ -234,6 +234,9 @@ impl UpstreamClient {
             match (outcome, delay.zip(replay)) {
                 (outcome, Some((delay, replay))) => {
                     let status = outcome.as_ref().ok().map(|r| r.status.as_u16());
+                    if matches!(status, Some(429 | 503)) {
+                        self.log.throttled(self.settings.upstream, delay);
+                    }
                     tracing::info!(
                         upstream = %self.settings.upstream,
                         %method,

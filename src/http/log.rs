@@ -40,6 +40,10 @@ pub struct RequestRecord {
 /// Where request records go. `record` must return at once.
 pub trait RequestLogSink: Send + Sync + std::fmt::Debug {
     fn record(&self, record: RequestRecord);
+
+    /// The upstream throttled a request (429 or 503) and it is retried
+    /// after `wait`. Only the service's metrics care.
+    fn throttled(&self, _upstream: Upstream, _wait: std::time::Duration) {}
 }
 
 pub type SharedRequestLog = Arc<dyn RequestLogSink>;
@@ -48,6 +52,7 @@ pub type SharedRequestLog = Arc<dyn RequestLogSink>;
 #[derive(Debug, Default)]
 pub struct MemoryRequestLog {
     records: Mutex<Vec<RequestRecord>>,
+    throttled: Mutex<Vec<(Upstream, std::time::Duration)>>,
 }
 
 impl MemoryRequestLog {
@@ -61,6 +66,14 @@ impl MemoryRequestLog {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// Each wait a throttling answer caused, in order.
+    pub fn throttled_waits(&self) -> Vec<(Upstream, std::time::Duration)> {
+        self.throttled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl RequestLogSink for MemoryRequestLog {
@@ -69,6 +82,13 @@ impl RequestLogSink for MemoryRequestLog {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(record);
+    }
+
+    fn throttled(&self, upstream: Upstream, wait: std::time::Duration) {
+        self.throttled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((upstream, wait));
     }
 }
 

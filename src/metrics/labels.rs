@@ -28,31 +28,6 @@ impl ActionKind {
     }
 }
 
-/// How the webhook listener answered one request (the inbound request log's
-/// `outcome` values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookOutcome {
-    Accepted,
-    Validation,
-    Lifecycle,
-    Rejected,
-    Malformed,
-    Error,
-}
-
-impl WebhookOutcome {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Self::Accepted => "accepted",
-            Self::Validation => "validation",
-            Self::Lifecycle => "lifecycle",
-            Self::Rejected => "rejected",
-            Self::Malformed => "malformed",
-            Self::Error => "error",
-        }
-    }
-}
-
 /// Work waiting to be done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queue {

@@ -23,8 +23,9 @@ mod labels;
 
 use crate::daemon::{JobName, JobOutcome};
 use crate::http::Upstream;
+use crate::store::inbound_log::InboundOutcome;
 use crate::sync::plan::Side;
-pub use labels::{ActionKind, Queue, WebhookOutcome};
+pub use labels::{ActionKind, Queue};
 use labels::{
     ActionLabels, JobLabels, JobOutcomeLabels, MailboxLabels, OutcomeLabels, QueueLabels,
     UpstreamLabels, UpstreamStatusLabels, WinnerLabels, job_labels, mailbox_labels, side_label,
@@ -313,7 +314,7 @@ impl Metrics {
     // For the webhook listener and subscription manager.
 
     /// One request to the webhook listener, answered after `ack` with `outcome`.
-    pub fn webhook_request(&self, outcome: WebhookOutcome, ack: Duration) {
+    pub fn webhook_request(&self, outcome: InboundOutcome, ack: Duration) {
         self.inner
             .webhook_notifications
             .get_or_create(&OutcomeLabels {
@@ -357,7 +358,7 @@ mod tests {
         metrics.upstream_request(Upstream::Identity, Some(200));
         metrics.throttled_wait(Upstream::Graph, Duration::from_secs(2));
         metrics.queue_depth(Queue::Webhook, 3);
-        metrics.webhook_request(WebhookOutcome::Rejected, Duration::from_millis(3));
+        metrics.webhook_request(InboundOutcome::Rejected, Duration::from_millis(3));
         metrics.subscription_expires("leah@contoso.com", now, now);
         let text = metrics.render().expect("render");
         for (family, sample) in [

@@ -66,6 +66,13 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(fail)
     }
 
+    /// Mailboxes a change notification queued for a pull, not yet pulled.
+    pub fn webhook_queue_depth(&self) -> Result<i64, StoreError> {
+        self.connection()
+            .query_row("SELECT count(*) FROM webhook_queue", [], |row| row.get(0))
+            .map_err(|e| StoreError::sqlite("counting the webhook queue", self.path(), e))
+    }
+
     /// Journal entries not tied to any agent's link (a create whose link
     /// does not exist yet).
     pub fn unattributed_pending_writes(&self) -> Result<i64, StoreError> {

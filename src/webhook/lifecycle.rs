@@ -77,9 +77,17 @@ pub(crate) fn record(
     })
 }
 
+/// The longest [`tend`] sleeps between looks at the subscriptions, so a
+/// subscription added behind its back (by the daily upkeep) is renewed in
+/// time; the shortest, so a failing renewal is not retried in a tight loop.
+const LONGEST_NAP: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+const SHORTEST_NAP: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// Runs [`SubscriptionManager::maintain`] each time `wakeup` is signalled
 /// (the listener does after a lifecycle event, or a notification through a
-/// subscription past half its lifetime), until `shutdown` completes.
+/// subscription past half its lifetime) and when the next subscription is
+/// due for renewal, until `shutdown` completes. A quiet mailbox sends no
+/// notification to trigger its renewal; the timer renews it anyway.
 pub async fn tend(
     manager: Arc<SubscriptionManager>,
     clients: Arc<dyn GraphClients>,
@@ -88,9 +96,21 @@ pub async fn tend(
 ) {
     tokio::pin!(shutdown);
     loop {
+        let nap = match manager.next_due() {
+            Ok(Some(due)) => (due - manager.now())
+                .to_std()
+                .unwrap_or_default()
+                .clamp(SHORTEST_NAP, LONGEST_NAP),
+            Ok(None) => LONGEST_NAP,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the webhook subscriptions");
+                SHORTEST_NAP
+            }
+        };
         tokio::select! {
             () = &mut shutdown => return,
             () = wakeup.notified() => {}
+            () = tokio::time::sleep(nap) => {}
         }
         // Each failure is logged (and kept on its row) by the manager.
         if let Err(error) = manager.maintain(clients.as_ref()).await {

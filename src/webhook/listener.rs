@@ -32,6 +32,7 @@ use super::notification;
 use super::queue::WebhookQueue;
 use crate::clock::SharedClock;
 use crate::config::WebhookConfig;
+use crate::metrics::Metrics;
 use crate::store::inbound_log::{self, InboundOutcome, InboundRecord};
 
 /// Larger bodies are refused with `413`; Graph's batches are far smaller.
@@ -56,6 +57,9 @@ struct Shared {
     notify_path: String,
     lifecycle_path: String,
     maintenance: Arc<Notify>,
+    /// Set once by the service; tests and the CLI's handshake listener
+    /// run without.
+    metrics: std::sync::OnceLock<Metrics>,
 }
 
 impl WebhookState {
@@ -67,8 +71,16 @@ impl WebhookState {
                 notify_path: config.notify_path.clone(),
                 lifecycle_path: config.lifecycle_path.clone(),
                 maintenance: Arc::new(Notify::new()),
+                metrics: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Counts every request and its time to answer in `metrics`.
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        // Only ever set here, on a state not yet serving.
+        let _ = self.inner.metrics.set(metrics);
+        self
     }
 
     /// Signalled when the subscription manager has work: a lifecycle event
@@ -132,6 +144,9 @@ async fn handle(State(state): State<WebhookState>, request: Request) -> Response
     };
     if !recorded {
         log_request(&state, &facts, &answer).await;
+    }
+    if let Some(metrics) = state.inner.metrics.get() {
+        metrics.webhook_request(answer.outcome, facts.started.elapsed());
     }
     respond(answer)
 }

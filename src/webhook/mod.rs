@@ -11,6 +11,7 @@
 //!   them.
 //! - [`subscriptions`]: [`SubscriptionManager`]: create, renew, repair,
 //!   delete.
+//! - [`upkeep`]: the subscriptions kept in step with the agents served.
 
 mod intake;
 mod lifecycle;
@@ -18,6 +19,7 @@ mod listener;
 pub mod notification;
 mod queue;
 mod subscriptions;
+mod upkeep;
 
 pub use lifecycle::tend;
 pub use listener::{
@@ -29,3 +31,4 @@ pub use subscriptions::{
     DeliveryUrls, Ensured, GraphClients, SubscriptionError, SubscriptionManager,
     SubscriptionSettings, SubscriptionTarget, Tended, TendedSubscription, renewal_due_at,
 };
+pub use upkeep::{ServedMailbox, Upkeep, served_mailboxes};

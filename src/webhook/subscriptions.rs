@@ -180,7 +180,15 @@ impl SubscriptionManager {
         }
     }
 
-    fn store<T>(
+    pub(super) fn shared_store(&self) -> &Arc<Mutex<Store>> {
+        &self.store
+    }
+
+    pub(super) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub(super) fn store<T>(
         &self,
         work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -366,6 +374,20 @@ impl SubscriptionManager {
             }
         }
         Ok(report)
+    }
+
+    /// When [`Self::maintain`] next has work: the earliest renewal, or now
+    /// for a subscription that is not active.
+    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let now = self.clock.now();
+        let rows = self.store(|tx| subscriptions::all(tx))?;
+        Ok(rows
+            .iter()
+            .map(|row| match row.state {
+                SubscriptionState::Active => renewal_due_at(row),
+                _ => now,
+            })
+            .min())
     }
 
     /// Renews what is due and repairs what lifecycle events flagged; the
