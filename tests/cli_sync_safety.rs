@@ -206,32 +206,48 @@ async fn import_links_what_is_on_both_sides_and_creates_only_in_halo() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_import_resumes_without_duplicates() {
-    let events: Vec<Value> = (0..6)
-        .map(|n| event(&format!("Job {n}"), 1, 8 + n as u32, 9 + n as u32))
+    // Creates go to Halo 25 to a request: 30 events take two.
+    let events: Vec<Value> = (0..30)
+        .map(|n| {
+            event(
+                &format!("Job {n:02}"),
+                1 + n / 10,
+                8 + n as u32 % 10,
+                9 + n as u32 % 10,
+            )
+        })
         .collect();
     let sim = SyncSim::start(with(people(), events, vec![]), "").await;
-    // Halo fails the third save, after its first two succeeded.
+    // Halo fails the second save, after the first succeeded.
     sim.post(
         "faults",
         &json!({"halo": {"faults": {"rules": [
-            {"method": "POST", "path_contains": "/api/Appointment", "count": 1, "skip": 2,
+            {"method": "POST", "path_contains": "/api/Appointment", "count": 1, "skip": 1,
              "action": {"kind": "status", "status": 500}}]}}}),
     )
     .await;
     let out = sim.expect(&["import"], 1).await;
     assert!(out.contains("FAILED create in Halo"), "{out}");
-    let partial = sim.appointments().await.len();
-    assert!(
-        (1..6).contains(&partial),
-        "{partial} imported before the failure"
+    assert_eq!(
+        sim.appointments().await.len(),
+        25,
+        "the first request's appointments were imported before the failure"
     );
 
     sim.expect(&["import"], 0).await;
     let appointments = sim.appointments().await;
+    let expected: Vec<String> = (0..30).map(|n| format!("Job {n:02}")).collect();
+    assert_eq!(subjects(&appointments), expected, "each exactly once");
+    let saves: u64 = sim.state().await["requests"]["by_route"]
+        .as_object()
+        .expect("by_route")
+        .iter()
+        .filter(|(route, _)| route.starts_with("POST ") && route.contains("Appointment"))
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
     assert_eq!(
-        subjects(&appointments),
-        ["Job 0", "Job 1", "Job 2", "Job 3", "Job 4", "Job 5"],
-        "each exactly once"
+        saves, 3,
+        "25 + 5 refused, then the 5 again: one request per batch"
     );
 }
 

@@ -241,18 +241,25 @@ impl World {
 impl Calendars for World {
     async fn create_in_halo(
         &mut self,
-        content: &Appointment,
-        origin: &Item<GraphId>,
-    ) -> Result<Item<HaloId>, WriteError> {
-        self.write()?;
-        self.next_id += 1;
-        let id = self.next_id;
-        let logical = self.graph.get(&origin.id).map_or(0, |o| o.logical);
-        let mut stored = self.stored(content.clone(), logical);
-        stored.marker = Some(origin.id.clone());
-        let item = Self::item(&id, &stored);
-        self.halo.insert(id, stored);
-        Ok(item)
+        origins: &[&Item<GraphId>],
+    ) -> Vec<Result<Item<HaloId>, WriteError>> {
+        // One request: it fails, or makes them all.
+        if let Err(error) = self.write() {
+            return vec![Err(error); origins.len()];
+        }
+        origins
+            .iter()
+            .map(|origin| {
+                self.next_id += 1;
+                let id = self.next_id;
+                let logical = self.graph.get(&origin.id).map_or(0, |o| o.logical);
+                let mut stored = self.stored(origin.content.clone(), logical);
+                stored.marker = Some(origin.id.clone());
+                let item = Self::item(&id, &stored);
+                self.halo.insert(id, stored);
+                Ok(item)
+            })
+            .collect()
     }
 
     async fn update_in_halo(

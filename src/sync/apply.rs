@@ -60,12 +60,13 @@ pub enum WriteError {
 /// content), which is what the link records: when the write comes back in a
 /// later observation it matches, so it is not mistaken for a change.
 pub trait Calendars {
-    /// Creates `content` (copied from `origin`) as a Halo appointment.
+    /// Creates a Halo appointment copying each of `origins` (in one request:
+    /// an import creates thousands, and Halo's budget is per request);
+    /// one result per origin, in order.
     fn create_in_halo(
         &mut self,
-        content: &Appointment,
-        origin: &Item<GraphId>,
-    ) -> impl Future<Output = Result<Item<HaloId>, WriteError>> + Send;
+        origins: &[&Item<GraphId>],
+    ) -> impl Future<Output = Vec<Result<Item<HaloId>, WriteError>>> + Send;
     /// Overwrites `target` with `content` (copied from `origin`).
     fn update_in_halo(
         &mut self,
@@ -155,22 +156,88 @@ pub async fn apply_with<S: Calendars + Links + Send>(
 ) -> Applied {
     let total = actions.len();
     let mut applied = Applied::default();
-    let mut actions = actions.into_iter().enumerate();
-    for (n, action) in actions.by_ref() {
-        match apply_one(&action, sync).await {
-            Ok(()) => applied.done.push(action),
-            Err(error) => applied.failed.push((action, error)),
+    let mut actions = actions.into_iter().peekable();
+    let mut done = 0;
+    while let Some(action) = actions.next() {
+        if creates_in_halo(&action).is_some() {
+            let mut batch = vec![action];
+            while batch.len() < HALO_CREATE_BATCH
+                && let Some(next) = actions.next_if(|a| creates_in_halo(a).is_some())
+            {
+                batch.push(next);
+            }
+            done += batch.len();
+            for (action, result) in create_batch_in_halo(&batch, sync).await {
+                match result {
+                    Ok(()) => applied.done.push(action.clone()),
+                    Err(error) => applied.failed.push((action.clone(), error)),
+                }
+            }
+        } else {
+            done += 1;
+            match apply_one(&action, sync).await {
+                Ok(()) => applied.done.push(action),
+                Err(error) => applied.failed.push((action, error)),
+            }
         }
-        if !progress(n + 1, total) {
+        if !progress(done, total) {
             break;
         }
     }
-    for (_, action) in actions {
+    for action in actions {
         applied
             .failed
             .push((action, "not carried out: halosync is stopping".into()));
     }
     applied
+}
+
+/// Halo appointments created per request: the Halo client's own batch.
+const HALO_CREATE_BATCH: usize = crate::halo::SAVE_BATCH_SIZE;
+
+/// The Exchange event a create in Halo copies, if `action` is one.
+fn creates_in_halo(action: &Action) -> Option<&Item<GraphId>> {
+    match action {
+        Action::Create {
+            to: Side::Halo,
+            source: Source::Exchange(from),
+            ..
+        } => Some(from),
+        _ => None,
+    }
+}
+
+/// Creates the copies of `batch` (all creates in Halo) in one write, then
+/// links each one that was made.
+async fn create_batch_in_halo<'a, S: Calendars + Links + Send>(
+    batch: &'a [Action],
+    sync: &mut S,
+) -> Vec<(&'a Action, Result<(), String>)> {
+    let origins: Vec<&Item<GraphId>> = batch.iter().filter_map(creates_in_halo).collect();
+    let mut created = sync.create_in_halo(&origins).await.into_iter();
+    batch
+        .iter()
+        .map(|action| {
+            let (Action::Create { link, .. }, Some(origin)) = (action, creates_in_halo(action))
+            else {
+                return (action, Err("not a create in Halo".to_owned()));
+            };
+            let result = match created.next() {
+                Some(Ok(halo)) => sync
+                    .save(
+                        *link,
+                        Some(halo.synced()),
+                        Some(origin.synced()),
+                        Origin::Exchange,
+                    )
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Some(Err(error)) => Err(error.to_string()),
+                None => Err("Halo answered for fewer appointments than were sent".to_owned()),
+            };
+            (action, result)
+        })
+        .collect()
 }
 
 async fn apply_one<S: Calendars + Links + Send>(
@@ -271,13 +338,6 @@ async fn create<C: Calendars + Send>(
                 .map_err(|e| e.to_string())?;
             let halo = created.halo.as_ref().unwrap_or(from).synced();
             Ok((halo, created.event.as_ref().map(Item::synced)))
-        }
-        (Side::Halo, Source::Exchange(from)) => {
-            let created = sync
-                .create_in_halo(&from.content, from)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok((created.synced(), Some(from.synced())))
         }
         _ => Err("a create must copy from one side to the other".into()),
     }

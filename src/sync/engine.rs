@@ -320,21 +320,59 @@ pub(super) fn etag(change_key: &str) -> String {
 impl Calendars for MailboxSync<'_> {
     async fn create_in_halo(
         &mut self,
-        content: &Appointment,
-        origin: &Item<GraphId>,
-    ) -> Result<Item<HaloId>, WriteError> {
-        let mut row = self
-            .settings
-            .halo_mapping
-            .write(None, self.agent_id, content, self.agents);
-        // The event already exists: Halo's clash warnings must not stop it.
-        row.force = Some(true);
-        row.entryid = Some(origin.id.clone());
-        if let Some(identity) = self.identity(&origin.id) {
-            row.exchange_uid = identity.ical_uid.clone();
-            row.recurring_master_id = identity.series_master_id.clone();
+        origins: &[&Item<GraphId>],
+    ) -> Vec<Result<Item<HaloId>, WriteError>> {
+        let rows: Vec<crate::halo::Appointment> = origins
+            .iter()
+            .map(|origin| {
+                let mut row = self.settings.halo_mapping.write(
+                    None,
+                    self.agent_id,
+                    &origin.content,
+                    self.agents,
+                );
+                // The event already exists: Halo's clash warnings must not stop it.
+                row.force = Some(true);
+                row.entryid = Some(origin.id.clone());
+                if let Some(identity) = self.identity(&origin.id) {
+                    row.exchange_uid = identity.ical_uid.clone();
+                    row.recurring_master_id = identity.series_master_id.clone();
+                }
+                row
+            })
+            .collect();
+        // One intent for the request. It is finished with the first link;
+        // an appointment made but not yet linked when halosync stops is
+        // paired with its event by the entryid marker on the next run.
+        let entries: Vec<&str> = origins.iter().map(|o| o.id.as_str()).collect();
+        if let Err(error) = self.journal(
+            Side::Halo,
+            WriteKind::Create,
+            None,
+            &json!({"mailbox": self.mailbox, "agent_id": self.agent_id, "entryids": entries}),
+        ) {
+            return vec![Err(error); origins.len()];
         }
-        self.save_in_halo(row, WriteKind::Create).await
+        match self.halo.save_appointments(&rows).await {
+            Ok(saved) => {
+                let read: Vec<_> = saved
+                    .iter()
+                    .map(|s| self.read_halo(&s.appointment))
+                    .collect();
+                // Nothing to link: the intent stays until a replay drops it.
+                if read.iter().all(Result::is_err)
+                    && let Some(Err(error)) = read.first()
+                {
+                    self.write_failed(&error.clone(), true);
+                }
+                read
+            }
+            Err(failure) => {
+                let error = halo_error(failure.error);
+                self.write_failed(&error, false);
+                vec![Err(error); origins.len()]
+            }
+        }
     }
 
     async fn update_in_halo(
