@@ -1,16 +1,14 @@
 //! What the commands that talk to both systems share: which agents are
 //! served, and the Graph client (with its stored sign-ins) for each.
 
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use crate::cli::exit;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConnectionConfig, ConnectionKind};
 use crate::graph::auth::{AuthError, Flow, RefreshTokens, StoredRefreshTokens};
 use crate::graph::{GraphClient, GraphClientOptions, GraphError, GraphUpstreams};
-use crate::halo::{Agent, HaloClient};
-use crate::http::{MemoryRequestLog, SharedRequestLog};
+use crate::halo::{Agent, HaloClient, HaloError};
+use crate::http::{HttpError, MemoryRequestLog, SharedRequestLog};
 use crate::store::Store;
 use crate::token_cipher::TokenCipher;
 use crate::webhook::GraphClients;
@@ -198,10 +196,28 @@ pub struct Session {
     pub tokens: Option<StoredTokens>,
 }
 
+/// Why a [`Session`] could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("Halo: {0}")]
+    Halo(#[from] HaloError),
+    #[error("Graph: {0}")]
+    Graph(#[from] HttpError),
+    /// The stored sign-ins cannot be read (no token key, no database).
+    #[error("{0}")]
+    SignIns(String),
+}
+
+impl SessionError {
+    /// Whether the config must change before trying again.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::SignIns(_))
+    }
+}
+
 impl Session {
-    /// Connects to Halo and lists its agents; the error is the exit code,
-    /// already explained on stderr.
-    pub async fn open(config: &Config) -> Result<Self, ExitCode> {
+    /// Connects to Halo and lists its agents.
+    pub async fn open(config: &Config) -> Result<Self, SessionError> {
         Self::open_with(config, None, Arc::new(MemoryRequestLog::new())).await
     }
 
@@ -211,20 +227,12 @@ impl Session {
         config: &Config,
         store: Option<Arc<Mutex<Store>>>,
         log: SharedRequestLog,
-    ) -> Result<Self, ExitCode> {
+    ) -> Result<Self, SessionError> {
         let clock: SharedClock = Arc::new(SystemClock);
-        let halo = HaloClient::new(&config.halo, log.clone(), clock.clone())
-            .map_err(|e| failed(&format!("Halo: {e}")))?;
-        let agents = halo
-            .agents()
-            .await
-            .map_err(|e| failed(&format!("Halo: {e}")))?;
-        let upstreams = GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default())
-            .map_err(|e| failed(&e.to_string()))?;
-        let tokens = refresh_tokens(config, &clock, store).map_err(|message| {
-            eprintln!("{message}");
-            ExitCode::from(exit::CONFIG)
-        })?;
+        let halo = HaloClient::new(&config.halo, log.clone(), clock.clone())?;
+        let agents = halo.agents().await?;
+        let upstreams = GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default())?;
+        let tokens = refresh_tokens(config, &clock, store).map_err(SessionError::SignIns)?;
         Ok(Self {
             clock,
             halo,
@@ -233,9 +241,4 @@ impl Session {
             tokens,
         })
     }
-}
-
-fn failed(message: &str) -> ExitCode {
-    eprintln!("{message}");
-    ExitCode::from(exit::FAILURE)
 }

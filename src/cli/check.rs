@@ -50,7 +50,7 @@ async fn connectivity(config: &Config) -> ExitCode {
         ..
     } = match Session::open(config).await {
         Ok(session) => session,
-        Err(code) => return code,
+        Err(error) => return super::session_failed(&error),
     };
     println!("Halo: OK ({} agents)", agents.len());
     let (mut all_ok, shared_clients) = check_connections(config, &upstreams, tokens.as_ref()).await;

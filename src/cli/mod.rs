@@ -34,6 +34,16 @@ pub mod exit {
     pub const OPERATOR: u8 = 3;
 }
 
+/// Says why a session could not be opened; the exit code for it.
+fn session_failed(error: &crate::session::SessionError) -> std::process::ExitCode {
+    eprintln!("halosync: {error}");
+    std::process::ExitCode::from(if error.is_configuration() {
+        exit::CONFIG
+    } else {
+        exit::FAILURE
+    })
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "halosync",

@@ -245,7 +245,7 @@ async fn create(config: &Arc<Config>, choice: &AgentChoice) -> ExitCode {
     }
     let session = match Session::open(config).await {
         Ok(session) => session,
-        Err(code) => return code,
+        Err(error) => return super::session_failed(&error),
     };
     let wanted = choice.wanted();
     let agents = match served_agents(config, &session.agents, wanted.as_deref()) {

@@ -167,7 +167,7 @@ async fn sync_served(
 ) -> ExitCode {
     let session = match Session::open_with(config, Some(store.clone()), log).await {
         Ok(session) => session,
-        Err(code) => return code,
+        Err(error) => return super::session_failed(&error),
     };
     let agents = match served_agents(config, &session.agents, agent) {
         Ok(agents) => agents,

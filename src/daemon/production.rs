@@ -152,8 +152,8 @@ async fn sync(
     let config = &context.config;
     let (log, writer) = metered_log(context);
     let outcome = match Session::open_with(config, Some(context.store.clone()), log).await {
-        Err(_) => JobOutcome::Failed {
-            error: "could not reach Halo or read its agents (the log says why)".into(),
+        Err(error) => JobOutcome::Failed {
+            error: error.to_string(),
         },
         Ok(session) => {
             let agents = match served_agents(config, &session.agents, only) {

@@ -58,10 +58,13 @@ impl SubscriptionUpkeep {
     /// subscriptions in step with those served.
     pub async fn run(&self, context: &Context, log: SharedRequestLog) -> JobOutcome {
         let config = &context.config;
-        let Ok(session) = Session::open_with(config, Some(context.store.clone()), log).await else {
-            return JobOutcome::Failed {
-                error: "could not reach Halo or read its agents (the log says why)".into(),
-            };
+        let session = match Session::open_with(config, Some(context.store.clone()), log).await {
+            Ok(session) => session,
+            Err(error) => {
+                return JobOutcome::Failed {
+                    error: error.to_string(),
+                };
+            }
         };
         let agents = match served_agents(config, &session.agents, None) {
             Ok(agents) => agents,
