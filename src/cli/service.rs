@@ -61,7 +61,7 @@ async fn serve(context: Context) -> ExitCode {
             stop.cancel();
         }
     });
-    if config.webhook.enabled
+    if (config.webhook.enabled || crate::connect::has_sign_ins(&config))
         && let Err(code) = start_webhooks(&context, &jobs, &stop).await
     {
         return code;
@@ -80,8 +80,10 @@ async fn serve(context: Context) -> ExitCode {
     }
 }
 
-/// The webhook listener, and the task that syncs each mailbox a
-/// notification names (debounced, under the scheduled syncs' lock).
+/// The public listener (the webhook paths when webhooks are on, the
+/// sign-in pages when a connection needs sign-ins), and the task that syncs
+/// each mailbox a notification names (debounced, under the scheduled syncs'
+/// lock).
 async fn start_webhooks(
     context: &Context,
     jobs: &Arc<daemon::ProductionJobs>,
@@ -89,7 +91,9 @@ async fn start_webhooks(
 ) -> Result<(), ExitCode> {
     let config = &context.config;
     let queue = WebhookQueue::new(context.store.clone());
-    if let Err(error) = queue.recover() {
+    if config.webhook.enabled
+        && let Err(error) = queue.recover()
+    {
         eprintln!("halosync: the webhook queue: {error}");
         return Err(ExitCode::from(exit::FAILURE));
     }
@@ -103,13 +107,28 @@ async fn start_webhooks(
             return Err(ExitCode::from(exit::FAILURE));
         }
     };
-    let state = WebhookState::new(&config.webhook, queue.clone(), context.clock.clone());
+    let webhooks = config
+        .webhook
+        .enabled
+        .then(|| WebhookState::new(&config.webhook, queue.clone(), context.clock.clone()));
+    let sign_ins = if crate::connect::has_sign_ins(config) {
+        crate::connect::service_routes(config.clone(), context.store.clone(), context.clock.clone())
+            .map_err(|error| {
+                eprintln!("halosync: the sign-in pages: {error}");
+                ExitCode::from(exit::CONFIG)
+            })?
+    } else {
+        axum::Router::new()
+    };
     let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move {
-        if let Err(error) = webhook::serve(listener, state, shutdown).await {
-            tracing::error!(%error, "the webhook listener stopped");
+        if let Err(error) = webhook::serve_public(listener, webhooks, sign_ins, shutdown).await {
+            tracing::error!(%error, "the public listener stopped");
         }
     });
+    if !config.webhook.enabled {
+        return Ok(());
+    }
     let (jobs, clock, stop) = (jobs.clone(), context.clock.clone(), stop.clone());
     tokio::spawn(async move {
         loop {

@@ -22,7 +22,7 @@ mod subscriptions;
 pub use lifecycle::tend;
 pub use listener::{
     BODY_TIMEOUT, MAX_BODY_BYTES, MAX_TOKEN_CHARS, PERSIST_TIMEOUT, WebhookError, WebhookState,
-    serve,
+    serve, serve_public,
 };
 pub use queue::{ChangeReason, DEFAULT_DEBOUNCE, MailboxChanged, WebhookQueue};
 pub use subscriptions::{
