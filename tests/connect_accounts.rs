@@ -519,3 +519,103 @@ async fn two_tenants_sync_side_by_side_without_cross_talk() {
     assert!(out.contains("east"), "{out}");
     assert!(out.contains("west"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_agent_mailbox_gets_webhooks_through_the_agents_own_sign_in() {
+    let sim = SyncSim::start(three_agents(None), "").await;
+    let port = configure(&sim, "per_agent");
+    let text = std::fs::read_to_string(&sim.config).expect("config");
+    sim.workspace.write_private(
+        "halosync.toml",
+        &text.replace("[webhook]\n", "[webhook]\nenabled = true\n"),
+    );
+
+    let service = Service::start(&sim, port).await;
+    let (status, text) = service.submit("/connect/start", "leah@contoso.com").await;
+    assert_eq!(status, 200, "{text}");
+    // The webhook paths live on the same listener, unchanged.
+    let validation = browser()
+        .post(service.url("/graph/notify?validationToken=hello"))
+        .send()
+        .await
+        .expect("validation");
+    assert_eq!(validation.text().await.expect("token"), "hello");
+    service.stop().await;
+
+    let out = sim
+        .expect(
+            &["subscriptions", "create", "--agent", "leah@contoso.com"],
+            0,
+        )
+        .await;
+    assert!(out.contains("leah@contoso.com"), "{out}");
+    let subscriptions = sim.state().await["subscriptions"].clone();
+    assert_eq!(
+        subscriptions.as_array().map(Vec::len),
+        Some(1),
+        "{subscriptions}"
+    );
+
+    let service = Service::start(&sim, port).await;
+    sim.act(json!({"op": "create_event", "mailbox": "leah@contoso.com", "event": event("Notified", 3, 9, 10)}))
+        .await;
+    let mut synced = false;
+    for _ in 0..200 {
+        if agent_subjects(&sim.appointments().await, 2).contains(&"Notified".to_string()) {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deliveries = sim.state().await["deliveries"].clone();
+    service.stop().await;
+    assert!(synced, "the notification led to a sync: {deliveries}");
+    assert!(
+        deliveries
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .any(|d| d["status"] == 202),
+        "{deliveries}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_device_code_grant_is_pending_slows_down_and_expires() {
+    let sim = SyncSim::start(three_agents(None), "").await;
+    let base = format!("{}contoso/oauth2/v2.0", sim.sim.simulator.login_url());
+    let http = browser();
+    let device: Value = http
+        .post(format!("{base}/devicecode"))
+        .form(&[
+            ("client_id", "demo"),
+            ("scope", "offline_access Calendars.ReadWrite"),
+        ])
+        .send()
+        .await
+        .expect("devicecode")
+        .json()
+        .await
+        .expect("json");
+    let poll = || async {
+        let answer: Value = http
+            .post(format!("{base}/token"))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", "demo"),
+                ("device_code", device["device_code"].as_str().expect("code")),
+            ])
+            .send()
+            .await
+            .expect("poll")
+            .json()
+            .await
+            .expect("json");
+        answer
+    };
+    assert_eq!(poll().await["error"], "authorization_pending");
+    assert_eq!(poll().await["error"], "slow_down", "polled at once again");
+    sim.post("faults", &json!({"advance_clock_seconds": 901}))
+        .await;
+    assert_eq!(poll().await["error"], "expired_token");
+}
