@@ -491,11 +491,6 @@ impl TokenProvider {
         })
     }
 
-    /// The token endpoint this provider posts to.
-    pub fn token_url(&self) -> &Url {
-        &self.token_url
-    }
-
     fn transient(&self, detail: String) -> AuthError {
         AuthError::Transient {
             connection: self.connection.clone(),
