@@ -7,6 +7,7 @@
 //! - [`clock`]: the injectable source of "now".
 //! - [`cloud`]: Microsoft's clouds and their identity and Graph roots.
 //! - [`config`]: the TOML schema, validation and secret loading.
+//! - [`connect`]: signing accounts in (delegated and per-agent connections).
 //! - [`daemon`]: the long-running service: job scheduling, run records,
 //!   systemd notification and graceful shutdown.
 //! - [`graph`]: the Microsoft Graph client.
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod config;
+pub mod connect;
 pub mod daemon;
 pub mod graph;
 pub mod halo;

@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{self, Environment, LogFormat};
 use crate::logging;
 
+mod agents;
 mod check;
+mod connect;
 
 mod db;
 mod demo;
@@ -141,6 +143,14 @@ pub enum Command {
     /// Show the inbound (webhook) or outbound (Halo, Graph) request log,
     /// newest first.
     Requests(requests::RequestsArgs),
+    /// Connect accounts: sign in a delegated connection's account
+    /// (`connect admin`), or print an agent's link to /connect
+    /// (`connect link --agent EMAIL`).
+    #[command(subcommand)]
+    Connect(connect::ConnectCommand),
+    /// List every served agent: connection, type, connected-as, sign-in
+    /// state and sync state (`--json` for scripts).
+    Agents(agents::AgentsArgs),
     /// Run the built-in Microsoft Graph + HaloITSM simulator (for trying
     /// halosync without a tenant; also what the tests use).
     Sim(sim::SimArgs),
@@ -208,6 +218,14 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(config) => requests::run(args, &config),
             Err(code) => code,
         },
+        Command::Connect(ref command) => match load_with_logging(&cli, &env) {
+            Ok(config) => connect::run(command, config),
+            Err(code) => code,
+        },
+        Command::Agents(ref args) => match load_with_logging(&cli, &env) {
+            Ok(config) => agents::run(args, &config),
+            Err(code) => code,
+        },
         Command::Sim(ref args) => {
             if let Err(code) = init_logging(&cli, &env, None) {
                 return code;
@@ -258,6 +276,14 @@ fn check_config(cli: &Cli, env: &Environment) -> ExitCode {
                 eprintln!("{}", warning.render(&file));
             }
             println!("{file}: OK: {}", loaded.config.summary());
+            if crate::connect::has_sign_ins(&loaded.config) {
+                match crate::connect::oauth::redirect_uri(&loaded.config.webhook) {
+                    Ok(uri) => println!(
+                        "redirect URI to register in the app registration (platform \"Web\"): {uri}"
+                    ),
+                    Err(error) => eprintln!("halosync: {error}"),
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

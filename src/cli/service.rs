@@ -75,10 +75,13 @@ async fn serve(context: Context) -> ExitCode {
         }
     });
     let mut daemon = Daemon::new(context.clone());
-    if let Some(subscriptions) = &subscriptions {
-        if let Err(code) = start_webhooks(&context, &jobs, subscriptions, &stop).await {
-            return code;
-        }
+    if (config.webhook.enabled || crate::connect::has_sign_ins(&config))
+        && let Err(code) =
+            start_public_listener(&context, &jobs, subscriptions.as_deref(), &stop).await
+    {
+        return code;
+    }
+    if subscriptions.is_some() {
         // Subscriptions are made (or found live) as soon as the service
         // runs, not a day later on the schedule.
         daemon = daemon.with_startup_jobs(vec![JobName::RenewSubscriptions]);
@@ -97,19 +100,22 @@ async fn serve(context: Context) -> ExitCode {
     }
 }
 
-/// The webhook listener, the task that syncs each mailbox a notification
-/// names (debounced, under the scheduled syncs' lock), and the one that
-/// renews and repairs subscriptions when they fall due or a lifecycle
-/// event asks.
-async fn start_webhooks(
+/// The public listener (the webhook paths when webhooks are on, the
+/// sign-in pages when a connection needs sign-ins); with webhooks, the task
+/// that syncs each mailbox a notification names (debounced, under the
+/// scheduled syncs' lock) and the one that renews and repairs subscriptions
+/// when they fall due or a lifecycle event asks.
+async fn start_public_listener(
     context: &Context,
     jobs: &Arc<daemon::ProductionJobs>,
-    subscriptions: &SubscriptionUpkeep,
+    subscriptions: Option<&SubscriptionUpkeep>,
     stop: &CancellationToken,
 ) -> Result<(), ExitCode> {
     let config = &context.config;
     let queue = WebhookQueue::new(context.store.clone());
-    if let Err(error) = queue.recover() {
+    if config.webhook.enabled
+        && let Err(error) = queue.recover()
+    {
         eprintln!("halosync: the webhook queue: {error}");
         return Err(ExitCode::from(exit::FAILURE));
     }
@@ -123,15 +129,32 @@ async fn start_webhooks(
             return Err(ExitCode::from(exit::FAILURE));
         }
     };
-    let state = WebhookState::new(&config.webhook, queue.clone(), context.clock.clone())
-        .with_metrics(context.metrics.clone());
-    tokio::spawn(subscriptions.tend(state.maintenance_wakeup(), stop.clone().cancelled_owned()));
+    let webhooks = subscriptions.map(|subscriptions| {
+        let state = WebhookState::new(&config.webhook, queue.clone(), context.clock.clone())
+            .with_metrics(context.metrics.clone());
+        tokio::spawn(
+            subscriptions.tend(state.maintenance_wakeup(), stop.clone().cancelled_owned()),
+        );
+        state
+    });
+    let sign_ins = if crate::connect::has_sign_ins(config) {
+        crate::connect::service_routes(config.clone(), context.store.clone(), context.clock.clone())
+            .map_err(|error| {
+                eprintln!("halosync: the sign-in pages: {error}");
+                ExitCode::from(exit::CONFIG)
+            })?
+    } else {
+        axum::Router::new()
+    };
     let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move {
-        if let Err(error) = webhook::serve(listener, state, shutdown).await {
-            tracing::error!(%error, "the webhook listener stopped");
+        if let Err(error) = webhook::serve_public(listener, webhooks, sign_ins, shutdown).await {
+            tracing::error!(%error, "the public listener stopped");
         }
     });
+    if subscriptions.is_none() {
+        return Ok(());
+    }
     let (jobs, context, stop) = (jobs.clone(), context.clone(), stop.clone());
     tokio::spawn(async move {
         loop {

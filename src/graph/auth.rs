@@ -193,6 +193,20 @@ impl RefreshTokens for StoredRefreshTokens {
     }
 }
 
+/// The tokens a completed sign-in gave. Deliberately not `Debug`.
+pub struct SignedIn {
+    pub access_token: SecretString,
+    pub refresh_token: SecretString,
+}
+
+/// A sign-in grant the identity platform refused.
+#[derive(Debug)]
+pub struct GrantRefused {
+    /// The OAuth `error` code, when the answer had one.
+    pub oauth_error: Option<String>,
+    pub error: AuthError,
+}
+
 /// How this provider obtains tokens.
 pub enum Flow {
     /// Option 1: client credentials.
@@ -343,11 +357,9 @@ impl TokenProvider {
             .map(|c| c.value.clone())
     }
 
-    async fn request_token(&self) -> Result<AccessToken, AuthError> {
-        let mut form: Vec<(&str, String)> = vec![
-            ("client_id", self.client_id.clone()),
-            ("scope", self.scope.clone()),
-        ];
+    /// The app's client id and proof of identity, for every token request.
+    fn client_form(&self) -> Result<Vec<(&'static str, String)>, AuthError> {
+        let mut form: Vec<(&str, String)> = vec![("client_id", self.client_id.clone())];
         match &self.credential {
             Credential::Secret(secret) => {
                 form.push(("client_secret", secret.expose_secret().to_string()));
@@ -363,18 +375,17 @@ impl TokenProvider {
                 form.push(("client_assertion", assertion.expose_secret().to_string()));
             }
         }
-        if let Flow::RefreshToken { subject, tokens } = &self.flow {
-            let Some(refresh_token) = tokens.load(subject)? else {
-                return Err(AuthError::NotConnected {
-                    subject: subject.clone(),
-                });
-            };
-            form.push(("grant_type", "refresh_token".to_string()));
-            form.push(("refresh_token", refresh_token.expose_secret().to_string()));
-        } else {
-            form.push(("grant_type", "client_credentials".to_string()));
-        }
-        let issued_at = self.clock.now();
+        Ok(form)
+    }
+
+    /// Posts `grant` (with the app's credentials) to the token endpoint.
+    async fn post_grant(
+        &self,
+        grant: Vec<(&'static str, String)>,
+        context: &RequestContext,
+    ) -> Result<crate::http::Reply, AuthError> {
+        let mut form = self.client_form()?;
+        form.extend(grant);
         let request = self
             .http
             .http()
@@ -382,6 +393,26 @@ impl TokenProvider {
             .form(&form)
             .build()
             .map_err(|e| self.transient(format!("token request failed: {}", without_url(&e))))?;
+        self.http
+            .send(request, context)
+            .await
+            .map_err(|e| self.transient(format!("token request failed: {e}")))
+    }
+
+    async fn request_token(&self) -> Result<AccessToken, AuthError> {
+        let mut grant = vec![("scope", self.scope.clone())];
+        if let Flow::RefreshToken { subject, tokens } = &self.flow {
+            let Some(refresh_token) = tokens.load(subject)? else {
+                return Err(AuthError::NotConnected {
+                    subject: subject.clone(),
+                });
+            };
+            grant.push(("grant_type", "refresh_token".to_string()));
+            grant.push(("refresh_token", refresh_token.expose_secret().to_string()));
+        } else {
+            grant.push(("grant_type", "client_credentials".to_string()));
+        }
+        let issued_at = self.clock.now();
         // A client-credentials grant can be replayed freely. A refresh grant
         // whose answer was lost may have rotated the refresh token we would
         // replay, so it is retried only when it surely was not processed
@@ -390,11 +421,7 @@ impl TokenProvider {
             Flow::Application => RequestContext::idempotent(),
             Flow::RefreshToken { .. } => RequestContext::not_idempotent(),
         };
-        let reply = self
-            .http
-            .send(request, &context)
-            .await
-            .map_err(|e| self.transient(format!("token request failed: {e}")))?;
+        let reply = self.post_grant(grant, &context).await?;
         let (status, body) = (reply.status, reply.body);
         if !status.is_success() {
             return Err(self.refusal(status, &body));
@@ -414,6 +441,53 @@ impl TokenProvider {
         Ok(AccessToken {
             value: SecretString::from(parsed.access_token),
             refresh_at: issued_at + Duration::seconds(lifetime - margin),
+        })
+    }
+
+    /// Redeems a sign-in grant (an authorization code, or a device code)
+    /// for tokens, without caching or storing anything: the caller decides
+    /// where the refresh token goes once it knows who signed in. A refusal
+    /// keeps the OAuth `error` so a device-code poll can tell
+    /// `authorization_pending` from a real failure.
+    pub async fn redeem(
+        &self,
+        grant: Vec<(&'static str, String)>,
+    ) -> Result<SignedIn, GrantRefused> {
+        // A code is single-use: a lost answer cannot be replayed.
+        let reply = self
+            .post_grant(grant, &RequestContext::not_idempotent())
+            .await
+            .map_err(|error| GrantRefused {
+                oauth_error: None,
+                error,
+            })?;
+        if !reply.status.is_success() {
+            let oauth_error = serde_json::from_slice::<OAuthErrorBody>(&reply.body)
+                .ok()
+                .map(|body| body.error);
+            return Err(GrantRefused {
+                oauth_error,
+                error: self.refusal(reply.status, &reply.body),
+            });
+        }
+        let parsed: TokenResponse =
+            serde_json::from_slice(&reply.body).map_err(|e| GrantRefused {
+                oauth_error: None,
+                error: AuthError::Protocol {
+                    connection: self.connection.clone(),
+                    detail: format!("token response is not the expected JSON ({e})"),
+                },
+            })?;
+        let refresh_token = parsed.refresh_token.ok_or_else(|| GrantRefused {
+            oauth_error: None,
+            error: AuthError::Protocol {
+                connection: self.connection.clone(),
+                detail: "the sign-in gave no refresh token (was offline_access granted?)".into(),
+            },
+        })?;
+        Ok(SignedIn {
+            access_token: SecretString::from(parsed.access_token),
+            refresh_token: SecretString::from(refresh_token),
         })
     }
 

@@ -212,9 +212,18 @@ impl GraphClient {
     /// The subject a connection's stored sign-in is kept under: the
     /// connection's own (delegated) or the agent's (per-agent).
     pub fn sign_in_subject(connection: &ConnectionConfig, agent_id: Option<i64>) -> String {
-        match (connection.kind, agent_id) {
+        Self::sign_in_subject_for(connection.kind, &connection.name, agent_id)
+    }
+
+    /// [`GraphClient::sign_in_subject`] from the connection's type and name.
+    pub fn sign_in_subject_for(
+        kind: ConnectionKind,
+        connection: &str,
+        agent_id: Option<i64>,
+    ) -> String {
+        match (kind, agent_id) {
             (ConnectionKind::PerAgent, Some(id)) => format!("agent:{id}"),
-            _ => format!("connection:{}", connection.name),
+            _ => format!("connection:{connection}"),
         }
     }
 

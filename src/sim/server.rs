@@ -212,10 +212,15 @@ impl Simulator {
                 Ok(action) => self.parts.halo.act(action).await.map_err(|e| e.to_string()),
                 Err(e) => Err(format!("invalid Halo action: {e}")),
             }
+        } else if op == "approve_device_code" {
+            let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or_default();
+            self.parts
+                .identity
+                .approve_device_code(field("user_code"), field("upn"))
         } else {
             Err(format!(
                 "unknown op `{op}`: expected create_event, update_event, delete_event, \
-                 create_appointment, update_appointment or delete_appointment"
+                 create_appointment, update_appointment, delete_appointment or approve_device_code"
             ))
         }
     }

@@ -19,7 +19,7 @@ pub enum TokenState {
 }
 
 impl TokenState {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::ReauthRequired => "reauth_required",

@@ -104,7 +104,21 @@ pub async fn serve(
     state: WebhookState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WebhookError> {
-    let app = Router::new().fallback(handle).with_state(state);
+    serve_public(listener, Some(state), Router::new(), shutdown).await
+}
+
+/// Serves the public listener: `routes` (the sign-in pages), and Graph's
+/// webhook paths when `webhooks` is given (everything else is `404`).
+pub async fn serve_public(
+    listener: TcpListener,
+    webhooks: Option<WebhookState>,
+    routes: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WebhookError> {
+    let app = match webhooks {
+        Some(state) => routes.merge(Router::new().fallback(handle).with_state(state)),
+        None => routes,
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -24,7 +24,7 @@ mod upkeep;
 pub use lifecycle::tend;
 pub use listener::{
     BODY_TIMEOUT, MAX_BODY_BYTES, MAX_TOKEN_CHARS, PERSIST_TIMEOUT, WebhookError, WebhookState,
-    serve,
+    serve, serve_public,
 };
 pub use queue::{ChangeReason, DEFAULT_DEBOUNCE, MailboxChanged, WebhookQueue};
 pub use subscriptions::{

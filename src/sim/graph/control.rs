@@ -1,6 +1,6 @@
 //! The Graph side of the control API: seed, act, faults and state, as JSON.
 //!
-//! - `seed`: `{"mailboxes":[{"upn","display_name"?,"state"?,"delegates"?}],
+//! - `seed`: `{"mailboxes":[{"upn","display_name"?,"state"?,"delegates"?,"tenant"?}],
 //!   "events":{"<upn>":[<Graph event JSON>]}}`; returns
 //!   `{"mailboxes":{"<upn>":"<user id>"},"events":{"<upn>":[{"id","immutable_id"}]}}`.
 //!   `state` is `ok` (default), `unlicensed`, `access_denied` or `no_delegate`.
@@ -63,6 +63,10 @@ pub struct SeedMailbox {
     /// UPNs whose delegated tokens may use this mailbox.
     #[serde(default)]
     pub delegates: Vec<String>,
+    /// The tenant the mailbox lives in; callers with tokens of another
+    /// tenant do not find it. Absent: every tenant finds it.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -210,7 +214,8 @@ pub(crate) fn seed(shared: &Arc<Shared>, seed: GraphSeed) -> Result<Value, Graph
             if inner.mailboxes.contains_key(&key) {
                 return Err(GraphSimError::DuplicateMailbox(m.upn));
             }
-            let mailbox = Mailbox::new(&m.upn, m.display_name, m.state, m.delegates);
+            let mut mailbox = Mailbox::new(&m.upn, m.display_name, m.state, m.delegates);
+            mailbox.tenant = m.tenant;
             mailboxes.insert(m.upn.clone(), Value::String(mailbox.user_id.clone()));
             inner.mailboxes.insert(key, mailbox);
         }

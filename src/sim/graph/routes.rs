@@ -517,6 +517,18 @@ pub(crate) fn check_rights(
     let Some(mb) = inner.mailboxes.get(mailbox) else {
         return Err(ApiError::item_not_found());
     };
+    if mb
+        .tenant
+        .as_deref()
+        .is_some_and(|tenant| !tenant.eq_ignore_ascii_case(&caller.tid))
+    {
+        // Another tenant's user does not exist for this caller.
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ErrorInvalidUser",
+            format!("The requested user '{}' is invalid.", mb.upn),
+        ));
+    }
     match mb.state {
         MailboxState::Unlicensed => {
             return Err(ApiError::new(

@@ -54,6 +54,8 @@ pub struct Mailbox {
     pub display_name: String,
     pub state: MailboxState,
     pub delegates: Vec<String>,
+    /// The tenant it lives in (`None`: visible from every tenant).
+    pub tenant: Option<String>,
     pub events: BTreeMap<Uuid, StoredEvent>,
     pub transactions: HashMap<String, Uuid>,
 }
@@ -101,6 +103,7 @@ impl Mailbox {
             display_name,
             state,
             delegates,
+            tenant: None,
             events: BTreeMap::new(),
             transactions: HashMap::new(),
         }

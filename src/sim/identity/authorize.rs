@@ -93,7 +93,12 @@ impl IdentitySim {
             }
         };
         let mut world = self.world();
-        let hint = query.get("login_hint").filter(|h| !h.is_empty());
+        let hint = world
+            .sign_in_as
+            .clone()
+            .or_else(|| query.get("login_hint").cloned())
+            .filter(|h| !h.is_empty());
+        let hint = hint.as_ref();
         let upn = match (hint, world.users.first()) {
             (Some(hint), _) if world.users.is_empty() => hint.clone(),
             (Some(hint), _) => world

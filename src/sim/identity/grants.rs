@@ -32,6 +32,7 @@ impl IdentitySim {
             "client_credentials" => self.client_credentials(tenant, form),
             "authorization_code" => self.redeem_code(tenant, form),
             "refresh_token" => self.refresh(tenant, form),
+            "urn:ietf:params:oauth:grant-type:device_code" => self.redeem_device_code(tenant, form),
             other => Err(OAuthError::bad_request(
                 "unsupported_grant_type",
                 70003,
@@ -201,7 +202,7 @@ impl IdentitySim {
 
     /// Mints a delegated access token and, with `offline_access`, a new
     /// refresh token for `grant`.
-    fn issue_delegated(&self, world: &mut World, grant: RefreshGrant) -> Value {
+    pub(super) fn issue_delegated(&self, world: &mut World, grant: RefreshGrant) -> Value {
         let lifetime = self.access_token_lifetime(world);
         let now = self.now();
         let access_token = self.inner.config.tokens.mint(Claims {

@@ -12,6 +12,7 @@
 mod assertion;
 mod authorize;
 mod clients;
+mod device;
 mod grants;
 mod oauth_error;
 
@@ -129,6 +130,10 @@ pub struct IdentityFaults {
     /// `interaction_required` (MFA or Conditional Access demanding a sign-in).
     #[serde(default)]
     pub interaction_required: Option<Users>,
+    /// Sign-ins at the authorize endpoint pick this account whatever the
+    /// `login_hint` (a person choosing another account in the picker).
+    #[serde(default)]
+    pub sign_in_as: Option<String>,
 }
 
 /// Why a control request to the identity platform was refused.
@@ -150,6 +155,8 @@ pub struct IdentityState {
     pub users: Vec<String>,
     /// Refresh tokens that would still be accepted (not revoked).
     pub live_refresh_tokens: usize,
+    /// Device codes' user codes waiting for someone to sign in.
+    pub pending_user_codes: Vec<String>,
     pub requests: u64,
     pub by_route: std::collections::BTreeMap<String, u64>,
 }
@@ -192,8 +199,11 @@ struct World {
     users: Vec<String>,
     codes: HashMap<String, PendingCode>,
     refresh_tokens: HashMap<String, RefreshGrant>,
+    device_codes: HashMap<String, device::PendingDevice>,
     access_token_lifetime_seconds: Option<i64>,
     interaction_required: Option<Users>,
+    /// Who the authorize endpoint signs in, whatever the `login_hint`.
+    sign_in_as: Option<String>,
 }
 
 /// Codes and refresh tokens are credentials: Debug shows only how many
@@ -205,6 +215,8 @@ impl std::fmt::Debug for World {
             .field("users", &self.users)
             .field("codes", &self.codes.len())
             .field("refresh_tokens", &self.refresh_tokens.len())
+            .field("device_codes", &self.device_codes.len())
+            .field("sign_in_as", &self.sign_in_as)
             .field(
                 "access_token_lifetime_seconds",
                 &self.access_token_lifetime_seconds,
@@ -259,6 +271,7 @@ impl IdentitySim {
         Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(grants::token))
             .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::authorize))
+            .route("/{tenant}/oauth2/v2.0/devicecode", post(device::devicecode))
             .route_layer(from_fn_with_state(
                 (self.inner.faults.clone(), error_body),
                 faults::inject,
@@ -327,6 +340,7 @@ impl IdentitySim {
         let mut world = self.world();
         world.access_token_lifetime_seconds = faults.access_token_lifetime_seconds;
         world.interaction_required = faults.interaction_required;
+        world.sign_in_as = faults.sign_in_as;
         if let Some(users) = faults.revoke_refresh_tokens {
             for grant in world.refresh_tokens.values_mut() {
                 if users.includes(&grant.upn) {
@@ -351,6 +365,12 @@ impl IdentitySim {
                 .collect(),
             users: world.users.clone(),
             live_refresh_tokens: world.refresh_tokens.values().filter(|g| !g.revoked).count(),
+            pending_user_codes: world
+                .device_codes
+                .values()
+                .filter(|p| p.approved_by.is_none())
+                .map(|p| p.user_code.clone())
+                .collect(),
             requests: self.inner.requests.total(),
             by_route: self.inner.requests.snapshot(),
         }
