@@ -34,6 +34,10 @@ pub enum FaultAction {
     /// client's timeout, the client gives up while the upstream may still
     /// carry the request out.
     Slow { delay_ms: u64 },
+    /// Carry the request out, then break the connection instead of
+    /// answering: what a client sees when a response comes back after its
+    /// timeout, without waiting that long.
+    LoseAnswer,
     /// One of these, picked with the plan's random generator, so one rule
     /// or random setting can mix failure kinds reproducibly.
     AnyOf { actions: Vec<FaultAction> },
@@ -213,6 +217,11 @@ pub async fn inject(
         Some(FaultAction::Slow { delay_ms }) => {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             next.run(request).await
+        }
+        Some(FaultAction::LoseAnswer) => {
+            // The answer is thrown away: the change is made all the same.
+            drop(next.run(request).await);
+            dropped_connection()
         }
         // `next_fault` resolves every choice.
         Some(FaultAction::AnyOf { .. }) => next.run(request).await,
@@ -399,13 +408,18 @@ mod tests {
     #[test]
     fn fault_actions_read_as_the_control_api_documents_them() {
         let action: FaultAction = serde_json::from_value(serde_json::json!(
-            {"kind": "any_of", "actions": [{"kind": "slow", "delay_ms": 1500}, {"kind": "drop"}]}
+            {"kind": "any_of", "actions": [{"kind": "slow", "delay_ms": 1500}, {"kind": "drop"},
+                                         {"kind": "lose_answer"}]}
         ))
         .expect("valid action");
         assert_eq!(
             action,
             FaultAction::AnyOf {
-                actions: vec![FaultAction::Slow { delay_ms: 1500 }, FaultAction::Drop]
+                actions: vec![
+                    FaultAction::Slow { delay_ms: 1500 },
+                    FaultAction::Drop,
+                    FaultAction::LoseAnswer
+                ]
             }
         );
     }
