@@ -335,7 +335,7 @@ pub fn links(db: &Connection) -> Vec<LinkRow> {
 }
 
 /// A running `halosync` child process, killed (SIGKILL) if the test ends
-/// without stopping it. Its stderr goes to `log`.
+/// without stopping it. Its stdout and stderr go to `log`.
 pub struct Process {
     pub child: Option<Child>,
     pub log: std::path::PathBuf,
@@ -343,19 +343,24 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(sim: &SyncSim, args: &[&str], log: &Path) -> Self {
+        Self::spawn_with(sim, args, log, &[])
+    }
+
+    /// [`Process::spawn`] with more environment; stdout goes to `log` too.
+    pub fn spawn_with(sim: &SyncSim, args: &[&str], log: &Path, envs: &[(&str, &str)]) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
         let child = common::halosync()
             .args(args)
             .arg("--config")
             .arg(&sim.config)
             .env("HALOSYNC_SIM_SECRET", "anything")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .expect("log file"),
-            ))
+            .envs(envs.iter().copied())
+            .stdout(Stdio::from(file.try_clone().expect("log file")))
+            .stderr(Stdio::from(file))
             .spawn()
             .expect("start halosync");
         Self {
