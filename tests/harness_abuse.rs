@@ -49,7 +49,7 @@ fn bad_request(
             ("/graph/lifecycle".into(), json_type, bytes)
         }
         // Oversized: past the 1 MiB limit (rarely: they are heavy to send).
-        4 if n % 25 == 0 => {
+        4 if n.is_multiple_of(25) => {
             let padding = "x".repeat(1_100_000);
             let body = json!({"value": [], "padding": padding});
             (
@@ -123,7 +123,7 @@ async fn flood(
             let http = http.clone();
             let peak = peak_rss_kb.clone();
             async move {
-                if n % 100 == 0 {
+                if n.is_multiple_of(100) {
                     peak.fetch_max(rss_kb(pid), Ordering::SeqCst);
                 }
                 // A refused oversized body may reset the connection: an
