@@ -214,8 +214,21 @@ async fn a_flood_of_bad_requests_changes_nothing_and_real_notifications_still_ge
         .send()
         .await
         .unwrap();
-    // Let the first pulls and the genuine notification's sync settle.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let the first syncs, the notifications of halosync's own writes and
+    // the genuine notification's sync settle: the queue empty and the store
+    // still for a second.
+    let settling = Instant::now();
+    loop {
+        let first = store_rows(&sim);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if first.1.is_empty() && first == store_rows(&sim) {
+            break;
+        }
+        assert!(
+            settling.elapsed() < Duration::from_secs(30),
+            "never settled: {first:?}"
+        );
+    }
     let peak = Arc::new(AtomicU64::new(rss_kb(pid)));
 
     // Part one: bad requests only. The store does not move.
