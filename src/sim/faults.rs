@@ -30,6 +30,17 @@ pub enum FaultAction {
     },
     /// Start a response and break the connection before the body completes.
     Drop,
+    /// Hold the request this long before handling it normally: past the
+    /// client's timeout, the client gives up while the upstream may still
+    /// carry the request out.
+    Slow { delay_ms: u64 },
+    /// Carry the request out, then break the connection instead of
+    /// answering: what a client sees when a response comes back after its
+    /// timeout, without waiting that long.
+    LoseAnswer,
+    /// One of these, picked with the plan's random generator, so one rule
+    /// or random setting can mix failure kinds reproducibly.
+    AnyOf { actions: Vec<FaultAction> },
 }
 
 /// Fail the next `count` requests that match `method` and `path_contains`
@@ -137,14 +148,31 @@ impl FaultPlan {
             rule.count -= 1;
             let action = rule.action.clone();
             state.settings.rules.retain(|r| r.count > 0);
-            return Some(action);
+            return pick(action, &mut state.rng);
         }
         let random = state.settings.random.clone()?;
         let draw = splitmix64(&mut state.rng);
         // 53 random bits give a uniform float in [0, 1).
         let unit = (draw >> 11) as f64 / (1u64 << 53) as f64;
-        (unit < random.rate).then_some(random.action)
+        if unit < random.rate {
+            pick(random.action, &mut state.rng)
+        } else {
+            None
+        }
     }
+}
+
+/// Resolves [`FaultAction::AnyOf`] (nested ones too) to one concrete action;
+/// an empty choice is no fault.
+fn pick(mut action: FaultAction, rng: &mut u64) -> Option<FaultAction> {
+    while let FaultAction::AnyOf { mut actions } = action {
+        if actions.is_empty() {
+            return None;
+        }
+        let index = splitmix64(rng) % actions.len() as u64;
+        action = actions.swap_remove(usize::try_from(index).unwrap_or(0));
+    }
+    Some(action)
 }
 
 /// SplitMix64: a tiny, well-studied generator; reproducible from its seed,
@@ -186,6 +214,17 @@ pub async fn inject(
             response
         }
         Some(FaultAction::Drop) => dropped_connection(),
+        Some(FaultAction::Slow { delay_ms }) => {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            next.run(request).await
+        }
+        Some(FaultAction::LoseAnswer) => {
+            // The answer is thrown away: the change is made all the same.
+            drop(next.run(request).await);
+            dropped_connection()
+        }
+        // `next_fault` resolves every choice.
+        Some(FaultAction::AnyOf { .. }) => next.run(request).await,
     }
 }
 
@@ -320,6 +359,69 @@ mod tests {
         assert_eq!(first, run());
         let failed = first.iter().filter(|f| **f).count();
         assert!((850..1150).contains(&failed), "{failed} of 4000 failed");
+    }
+
+    #[test]
+    fn any_of_picks_each_of_its_actions_reproducibly() {
+        let choices = vec![status(429), status(503), FaultAction::Slow { delay_ms: 5 }];
+        let settings = FaultSettings {
+            random: Some(RandomFaults {
+                rate: 1.0,
+                seed: 7,
+                action: FaultAction::AnyOf {
+                    actions: choices.clone(),
+                },
+            }),
+            ..FaultSettings::default()
+        };
+        let run = || {
+            let plan = FaultPlan::new();
+            plan.set(settings.clone());
+            (0..300)
+                .map(|_| plan.next_fault("GET", "/x"))
+                .collect::<Vec<_>>()
+        };
+        let picked = run();
+        assert_eq!(picked, run());
+        for choice in &choices {
+            let times = picked.iter().filter(|p| p.as_ref() == Some(choice)).count();
+            assert!(
+                (60..140).contains(&times),
+                "{choice:?} picked {times} of 300"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_choice_fails_nothing() {
+        let plan = FaultPlan::new();
+        plan.add_rules([FaultRule {
+            method: None,
+            path_contains: None,
+            count: 1,
+            skip: 0,
+            action: FaultAction::AnyOf { actions: vec![] },
+        }]);
+        assert_eq!(plan.next_fault("GET", "/x"), None);
+    }
+
+    #[test]
+    fn fault_actions_read_as_the_control_api_documents_them() {
+        let action: FaultAction = serde_json::from_value(serde_json::json!(
+            {"kind": "any_of", "actions": [{"kind": "slow", "delay_ms": 1500}, {"kind": "drop"},
+                                         {"kind": "lose_answer"}]}
+        ))
+        .expect("valid action");
+        assert_eq!(
+            action,
+            FaultAction::AnyOf {
+                actions: vec![
+                    FaultAction::Slow { delay_ms: 1500 },
+                    FaultAction::Drop,
+                    FaultAction::LoseAnswer
+                ]
+            }
+        );
     }
 
     #[test]

@@ -151,6 +151,14 @@ impl Simulator {
         &self.parts.identity
     }
 
+    /// Every access token (identity platform and Halo) and refresh token
+    /// the simulator has issued: what must never show in halosync's output.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let mut tokens = self.parts.tokens.issued();
+        tokens.extend(self.parts.identity.refresh_tokens());
+        tokens
+    }
+
     pub fn router(&self) -> Router {
         let control = Router::new()
             .route("/reset", post(reset))

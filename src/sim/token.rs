@@ -7,6 +7,7 @@
 //! issued to without looking anything up.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -61,6 +62,8 @@ pub enum TokenError {
 pub struct TokenAuthority {
     key: [u8; 32],
     epoch: AtomicU64,
+    /// Every token minted, so a test can search halosync's output for them.
+    issued: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for TokenAuthority {
@@ -69,6 +72,7 @@ impl std::fmt::Debug for TokenAuthority {
         f.debug_struct("TokenAuthority")
             .field("key", &"[REDACTED]")
             .field("epoch", &self.epoch())
+            .field("issued", &self.lock_issued().len())
             .finish()
     }
 }
@@ -82,7 +86,18 @@ impl TokenAuthority {
         Self {
             key,
             epoch: AtomicU64::new(0),
+            issued: Mutex::new(Vec::new()),
         }
+    }
+
+    fn lock_issued(&self) -> MutexGuard<'_, Vec<String>> {
+        // A list of strings cannot be left inconsistent by a panic.
+        self.issued.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every token minted so far, revoked or not.
+    pub fn issued(&self) -> Vec<String> {
+        self.lock_issued().clone()
     }
 
     pub fn epoch(&self) -> u64 {
@@ -124,7 +139,9 @@ impl TokenAuthority {
         let mut mac = self.mac();
         mac.update(signing_input.as_bytes());
         let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{signing_input}.{signature}")
+        let token = format!("{signing_input}.{signature}");
+        self.lock_issued().push(token.clone());
+        token
     }
 
     /// Checks the signature, epoch and expiry of `token` at `now`.
@@ -233,6 +250,15 @@ mod tests {
         );
         authority.revoke_all();
         assert_eq!(authority.verify(&token, t0()), Err(TokenError::Revoked));
+    }
+
+    #[test]
+    fn every_minted_token_is_listed() {
+        let authority = TokenAuthority::new();
+        let a = authority.mint(claims(t0()));
+        let b = authority.mint(claims(t0()));
+        assert_eq!(authority.issued(), [a, b]);
+        assert!(!format!("{authority:?}").contains(&authority.issued()[0]));
     }
 
     #[test]

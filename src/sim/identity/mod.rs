@@ -351,6 +351,11 @@ impl IdentitySim {
         Ok(())
     }
 
+    /// Every refresh token issued since the last reset, revoked or not.
+    pub fn refresh_tokens(&self) -> Vec<String> {
+        self.world().refresh_tokens.keys().cloned().collect()
+    }
+
     pub fn state(&self) -> IdentityState {
         let world = self.world();
         IdentityState {
