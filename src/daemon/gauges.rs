@@ -1,5 +1,5 @@
-//! The metrics that describe state rather than events — queue depths and
-//! each subscription's time to expiry — read from the database every
+//! The metrics that describe state rather than events — queue depths, each
+//! subscription's time to expiry, sign-ins to renew — read from the database every
 //! [`REFRESH_EVERY`], so a scrape sees at most that old a picture.
 
 use std::time::Duration;
@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Context, DaemonError, with_store};
 use crate::metrics::Queue;
+use crate::store::TokenState;
 
 pub const REFRESH_EVERY: Duration = Duration::from_secs(15);
 
@@ -30,6 +31,9 @@ pub async fn refresh(context: &Context) -> Result<(), DaemonError> {
         let Some(mailbox) = &status.mailbox else {
             continue;
         };
+        if let Some(state) = status.sign_in {
+            metrics.sign_in_required(mailbox, state == TokenState::ReauthRequired);
+        }
         match status.subscription_expires {
             Some(expires) => metrics.subscription_expires(mailbox, expires, now),
             None => metrics.subscription_removed(mailbox),

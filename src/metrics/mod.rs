@@ -72,6 +72,7 @@ struct Inner {
     webhook_ack_seconds: Histogram,
     subscription_expiry: Family<MailboxLabels, Gauge>,
     queue_depth: Family<QueueLabels, Gauge>,
+    sign_in_required: Family<MailboxLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -101,6 +102,7 @@ impl Metrics {
             webhook_ack_seconds: ack_latency_histogram(),
             subscription_expiry: Family::default(),
             queue_depth: Family::default(),
+            sign_in_required: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -155,12 +157,12 @@ impl Metrics {
         );
         registry.register(
             "upstream_throttled_waits",
-            "Times halosync waited because an upstream throttled it or its request budget was spent",
+            "Times an upstream throttled halosync (429 or 503) and it waited before trying again",
             inner.throttled_waits.clone(),
         );
         registry.register(
             "upstream_throttled_wait_seconds",
-            "Seconds spent waiting on throttling and request budgets, by upstream",
+            "Seconds spent waiting after throttling answers (429 or 503), by upstream",
             inner.throttled_wait_seconds.clone(),
         );
         registry.register(
@@ -170,7 +172,7 @@ impl Metrics {
         );
         registry.register(
             "webhook_ack_seconds",
-            "Time from receiving a change notification to answering Graph (Graph allows 3 s)",
+            "Time from receiving a request on the webhook listener to answering it (Graph allows 3 s)",
             inner.webhook_ack_seconds.clone(),
         );
         registry.register(
@@ -182,6 +184,11 @@ impl Metrics {
             "queue_depth",
             "Work waiting: webhook (mailboxes marked for a pull), journal (writes not yet confirmed)",
             inner.queue_depth.clone(),
+        );
+        registry.register(
+            "sign_in_required",
+            "1 when the agent's sign-in (its own, or its delegated connection's) must be renewed before its calendar syncs again",
+            inner.sign_in_required.clone(),
         );
         Self {
             inner: Arc::new(Inner { registry, ..inner }),
@@ -332,6 +339,14 @@ impl Metrics {
             .set((expires - now).num_seconds());
     }
 
+    /// Whether `mailbox`'s agent needs someone to sign in again.
+    pub fn sign_in_required(&self, mailbox: &str, required: bool) {
+        self.inner
+            .sign_in_required
+            .get_or_create(&mailbox_labels(mailbox))
+            .set(i64::from(required));
+    }
+
     /// `mailbox` no longer has a subscription (deleted, or its agent left).
     pub fn subscription_removed(&self, mailbox: &str) {
         self.inner
@@ -360,6 +375,7 @@ mod tests {
         metrics.queue_depth(Queue::Webhook, 3);
         metrics.webhook_request(InboundOutcome::Rejected, Duration::from_millis(3));
         metrics.subscription_expires("leah@contoso.com", now, now);
+        metrics.sign_in_required("leah@contoso.com", true);
         let text = metrics.render().expect("render");
         for (family, sample) in [
             (
@@ -396,6 +412,10 @@ mod tests {
             (
                 "halosync_subscription_expiry_seconds",
                 "{mailbox=\"leah@contoso.com\"} 0",
+            ),
+            (
+                "halosync_sign_in_required",
+                "{mailbox=\"leah@contoso.com\"} 1",
             ),
         ] {
             assert!(
