@@ -102,12 +102,15 @@ async fn exit_code(mut service: Service) -> Option<i32> {
         .unwrap()
 }
 
+const EVENTS: i64 = 150;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
-    let events: Vec<_> = (0..30)
+    // Creates go to Halo 25 to a request: 150 events take six.
+    let events: Vec<_> = (0..EVENTS)
         .map(|n| {
             event(
-                &format!("Visit {n:02}"),
+                &format!("Visit {n:03}"),
                 1 + n / 10,
                 8 + (n % 10) as u32,
                 9 + (n % 10) as u32,
@@ -126,8 +129,8 @@ async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
         ),
     )
     .await;
-    // Every Halo request takes 150 ms: the import of 30 events takes seconds.
-    sim.post("faults", &json!({"halo": {"faults": {"latency_ms": 150}}}))
+    // Every Halo request takes 400 ms: the import takes seconds.
+    sim.post("faults", &json!({"halo": {"faults": {"latency_ms": 400}}}))
         .await;
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify");
@@ -158,7 +161,7 @@ async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        imported > 0 && imported < 30,
+        imported > 0 && imported < EVENTS as usize,
         "{imported} imported when stopped"
     );
     drain(&systemd).await;
@@ -166,7 +169,7 @@ async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
     wait_for(&systemd, "STOPPING=1").await;
     assert_eq!(exit_code(child).await, Some(0), "a clean stop");
     let partial = sim.appointments().await.len();
-    assert!(partial < 30, "stopped part-way: {partial}");
+    assert!(partial < EVENTS as usize, "stopped part-way: {partial}");
 
     // A restart finishes the work; nothing is there twice.
     sim.post("faults", &json!({"halo": {"faults": {"latency_ms": 0}}}))
@@ -176,18 +179,22 @@ async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
     let mut appointments = Vec::new();
     for _ in 0..300 {
         appointments = sim.appointments().await;
-        if appointments.len() >= 30 {
+        if appointments.len() >= EVENTS as usize {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let names = subjects(&appointments);
-    let expected: Vec<String> = (0..30).map(|n| format!("Visit {n:02}")).collect();
+    let expected: Vec<String> = (0..EVENTS).map(|n| format!("Visit {n:03}")).collect();
     assert_eq!(names, expected, "each event imported exactly once");
     // The next pulls find nothing to do, and the metrics show the writes.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(sim.appointments().await.len(), 30);
-    assert_eq!(sim.events(LEAH).await.len(), 30, "nothing copied back");
+    assert_eq!(sim.appointments().await.len(), EVENTS as usize);
+    assert_eq!(
+        sim.events(LEAH).await.len(),
+        EVENTS as usize,
+        "nothing copied back"
+    );
     // A new client: the first one's pooled connection died with the first
     // process.
     let metrics = reqwest::Client::builder()
