@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use harness_support::{
     AGENTS, Process, free_port, live_appointments, long_mode, schedules, seeded_rng, wait_until_up,
-    workload,
+    webhooks_on, workload,
 };
 use serde_json::{Value, json};
 use sync_sim::{SyncSim, event};
@@ -173,9 +173,9 @@ async fn a_flood_of_bad_requests_changes_nothing_and_real_notifications_still_ge
     let sim = SyncSim::start(
         workload(3, 3),
         &format!(
-            "{}\n[webhook]\nenabled = true\nlisten = \"127.0.0.1:{hook}\"\n\
-             public_url = \"http://127.0.0.1:{hook}\"\n",
-            schedules(admin, "* * * * * *", "* * * * * *")
+            "{}\n{}",
+            schedules(admin, "* * * * * *", "* * * * * *"),
+            webhooks_on(hook)
         ),
     )
     .await;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use harness_support::{
     AGENTS, Process, assert_converged, free_port, live_appointments, live_events, schedules,
-    wait_until_up, workload,
+    wait_until_up, webhooks_on, workload,
 };
 use serde_json::{Value, json};
 use sync_sim::{SyncSim, appointment, event};
@@ -74,9 +74,9 @@ async fn expiry_and_evictions_mid_run_converge() {
     let sim = SyncSim::start(
         workload(4, 4),
         &format!(
-            "{}\n[webhook]\nenabled = true\nlisten = \"127.0.0.1:{hook}\"\n\
-             public_url = \"http://127.0.0.1:{hook}\"\n",
-            schedules(admin, every_second, every_second)
+            "{}\n{}",
+            schedules(admin, every_second, every_second),
+            webhooks_on(hook)
         ),
     )
     .await;

@@ -15,7 +15,8 @@ mod sync_sim;
 use std::time::{Duration, Instant};
 
 use harness_support::{
-    AGENTS, NEVER, Process, free_port, live_appointments, schedules, wait_until_up, workload,
+    AGENTS, NEVER, Process, free_port, live_appointments, schedules, wait_until_up, webhooks_on,
+    workload,
 };
 use serde_json::json;
 use sync_sim::{SyncSim, event};
@@ -34,11 +35,7 @@ async fn a_full_run_at_trace_level_never_shows_a_secret() {
     let (admin, hook) = (free_port(), free_port());
     let sim = SyncSim::start(
         workload(3, 3),
-        &format!(
-            "{}\n[webhook]\nenabled = true\nlisten = \"127.0.0.1:{hook}\"\n\
-             public_url = \"http://127.0.0.1:{hook}\"\n",
-            schedules(admin, NEVER, NEVER)
-        ),
+        &format!("{}\n{}", schedules(admin, NEVER, NEVER), webhooks_on(hook)),
     )
     .await;
     let text = std::fs::read_to_string(&sim.config).unwrap();

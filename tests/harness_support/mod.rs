@@ -73,6 +73,14 @@ pub fn schedules(admin: u16, pull: &str, push: &str) -> String {
     )
 }
 
+/// The `[webhook]` table of a run with webhooks on, listening on `hook`.
+pub fn webhooks_on(hook: u16) -> String {
+    format!(
+        "[webhook]\nenabled = true\nlisten = \"127.0.0.1:{hook}\"\n\
+         public_url = \"http://127.0.0.1:{hook}\"\n"
+    )
+}
+
 /// `events` events per mailbox and `appointments` appointments per agent,
 /// every subject unique, spread over the next weeks.
 pub fn workload(events: i64, appointments: i64) -> Value {
