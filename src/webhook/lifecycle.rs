@@ -83,6 +83,16 @@ pub(crate) fn record(
 const LONGEST_NAP: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 const SHORTEST_NAP: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
+/// How long [`tend`] sleeps when the next renewal is due at `due`.
+fn nap_until(due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> std::time::Duration {
+    due.map_or(LONGEST_NAP, |due| {
+        (due - now)
+            .to_std()
+            .unwrap_or_default()
+            .clamp(SHORTEST_NAP, LONGEST_NAP)
+    })
+}
+
 /// Runs [`SubscriptionManager::maintain`] each time `wakeup` is signalled
 /// (the listener does after a lifecycle event, or a notification through a
 /// subscription past half its lifetime) and when the next subscription is
@@ -97,11 +107,7 @@ pub async fn tend(
     tokio::pin!(shutdown);
     loop {
         let nap = match manager.next_due() {
-            Ok(Some(due)) => (due - manager.now())
-                .to_std()
-                .unwrap_or_default()
-                .clamp(SHORTEST_NAP, LONGEST_NAP),
-            Ok(None) => LONGEST_NAP,
+            Ok(due) => nap_until(due, manager.now()),
             Err(error) => {
                 tracing::warn!(%error, "could not read the webhook subscriptions");
                 SHORTEST_NAP
@@ -116,5 +122,24 @@ pub async fn tend(
         if let Err(error) = manager.maintain(clients.as_ref()).await {
             tracing::warn!(%error, "could not read the webhook subscriptions");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tend_wakes_when_the_next_renewal_is_due_within_bounds() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("valid time");
+        let minutes = |m: i64| now + chrono::Duration::minutes(m);
+        assert_eq!(
+            nap_until(Some(minutes(90)), now),
+            std::time::Duration::from_secs(90 * 60)
+        );
+        assert_eq!(nap_until(Some(minutes(-10)), now), SHORTEST_NAP, "overdue");
+        assert_eq!(nap_until(Some(minutes(1)), now), SHORTEST_NAP);
+        assert_eq!(nap_until(Some(minutes(3 * 24 * 60)), now), LONGEST_NAP);
+        assert_eq!(nap_until(None, now), LONGEST_NAP, "nothing to renew");
     }
 }
