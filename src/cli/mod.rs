@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{self, Environment, LogFormat};
 use crate::logging;
 
+mod bench;
 mod check;
 
 mod db;
@@ -131,6 +132,10 @@ pub enum Command {
     /// Show the inbound (webhook) or outbound (Halo, Graph) request log,
     /// newest first.
     Requests(requests::RequestsArgs),
+    /// Measure halosync against the built-in simulator (import, steady
+    /// state, churn, latency, memory) next to a full-rescan integrator;
+    /// prints a table and writes JSON.
+    Bench(bench::BenchArgs),
     /// Run the built-in Microsoft Graph + HaloITSM simulator (for trying
     /// halosync without a tenant; also what the tests use).
     Sim(sim::SimArgs),
@@ -198,6 +203,24 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(config) => requests::run(args, &config),
             Err(code) => code,
         },
+        Command::Bench(ref args) if args.phase.is_some() => match load_with_logging(&cli, &env) {
+            Ok(config) => bench::phase(&config),
+            Err(code) => code,
+        },
+        Command::Bench(ref args) => {
+            // The engine's per-agent lines would drown the table.
+            let filter = cli
+                .log_level
+                .clone()
+                .or_else(|| env.var("RUST_LOG"))
+                .unwrap_or_else(|| "warn".into());
+            let format = cli.log_format.map_or(LogFormat::Text, LogFormat::from);
+            if let Err(e) = logging::init(&filter, format) {
+                eprintln!("halosync: {e}");
+                return ExitCode::from(exit::CONFIG);
+            }
+            bench::run(args)
+        }
         Command::Sim(ref args) => {
             if let Err(code) = init_logging(&cli, &env, None) {
                 return code;
