@@ -48,7 +48,7 @@ pub struct Conditions {
     pub memory_total_kb: Option<u64>,
 }
 
-/// The import (and the first incremental cycle after it).
+/// The import.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportFigures {
     pub events: usize,
@@ -137,7 +137,8 @@ pub struct BenchReport {
     pub conditions: Conditions,
     pub setup_ms: u64,
     pub import: ImportFigures,
-    pub first_cycle: CycleFigures,
+    /// The cycles after the import up to the first incremental one.
+    pub warmup: Vec<CycleFigures>,
     pub steady: SteadyFigures,
     pub churn: ChurnFigures,
     pub baseline: BaselineFigures,

@@ -195,7 +195,7 @@ pub fn table(report: &BenchReport) -> String {
         ]
     };
     let (s, b, ch) = (&report.steady, &report.baseline, &report.churn);
-    let rows = vec![
+    let mut rows = vec![
         row(
             "import (latency not slept)",
             seconds(i.wall_ms),
@@ -207,15 +207,6 @@ pub fn table(report: &BenchReport) -> String {
                 seconds(i.projected_wall_ms_at_latency),
                 c.latency_ms,
                 mib(i.peak_rss_kb)
-            ),
-        ),
-        row(
-            "first cycle after import (latency not slept)",
-            seconds(report.first_cycle.wall_ms),
-            &report.first_cycle.requests,
-            format!(
-                "{} writes: makes every delta link",
-                report.first_cycle.run.writes
             ),
         ),
         row(
@@ -260,6 +251,24 @@ pub fn table(report: &BenchReport) -> String {
             ),
         ),
     ];
+    let warmup = report.warmup.iter().enumerate().map(|(n, cycle)| {
+        let reads: Vec<String> = cycle
+            .requests
+            .by_route
+            .graph
+            .iter()
+            .map(|(route, count)| {
+                format!("{count} × {}", route.rsplit('/').next().unwrap_or(route))
+            })
+            .collect();
+        row(
+            &format!("cycle {} after import (latency not slept)", n + 1),
+            seconds(cycle.wall_ms),
+            &cycle.requests,
+            format!("{} writes; Graph: {}", cycle.run.writes, reads.join(", ")),
+        )
+    });
+    rows.splice(1..1, warmup);
     out.push_str(&render(
         &[
             "phase",
