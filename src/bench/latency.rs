@@ -4,28 +4,28 @@
 //! at a steady pace, each timed on its own from the moment the simulator
 //! accepted it until the other side shows it.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::BenchError;
 use super::measure::{millis, percentile};
-use super::workload::{Size, rename_appointment, rename_event};
+use super::report::LatencyFigures;
+use super::service::{free_port, run_to_end, start_service};
+use super::workload::{self, Change, ServiceSettings, rename_appointment, rename_event};
+use super::{BenchError, BenchOptions, progress};
 use crate::sim::server::Simulator;
+
+/// How long the service is left alone before its idle memory is read.
+const IDLE_SETTLE: Duration = Duration::from_secs(2);
+/// How often the push job runs in the latency phase (cron, with seconds).
+pub const PUSH_SCHEDULE: &str = "*/2 * * * * *";
 
 /// How often a copy is looked for.
 const POLL: Duration = Duration::from_millis(5);
 /// A change not carried within this long counts as lost.
 const GIVE_UP: Duration = Duration::from_secs(120);
-
-/// One edit to time: where it is made and where it must show.
-#[derive(Debug, Clone)]
-pub struct Change {
-    pub mailbox: String,
-    pub event_id: String,
-    pub halo_id: i32,
-    pub subject: String,
-}
 
 /// Which way the edits go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,36 +118,99 @@ pub async fn measure(
     Ok(Latencies::from(count, carried, pace))
 }
 
-/// `count` edits spread over the world, `offset` into each stride (so
-/// different phases edit different items), each with a subject never
-/// used before.
-pub fn changes(
-    size: Size,
-    count: usize,
-    offset: f64,
-    tag: &str,
+/// The service phases: webhook latency (and idle memory), then push latency.
+pub async fn through_service(
+    options: &BenchOptions,
+    simulator: &Simulator,
     event_ids: &[Vec<String>],
-    halo_ids: &std::collections::HashMap<String, i32>,
-) -> Result<Vec<Change>, BenchError> {
-    size.spread(count, offset)
-        .into_iter()
-        .enumerate()
-        .map(|(k, (agent, event))| {
-            let seeded = Size::subject(agent, event);
-            let halo_id = *halo_ids.get(&seeded).ok_or_else(|| {
-                BenchError::Halosync(format!("the import did not bring {seeded:?} into Halo"))
-            })?;
-            let event_id = event_ids
-                .get(agent)
-                .and_then(|ids| ids.get(event))
-                .cloned()
-                .ok_or_else(|| BenchError::Simulator(format!("no event id for {seeded:?}")))?;
-            Ok(Change {
-                mailbox: Size::mailbox(agent),
-                event_id,
-                halo_id,
-                subject: format!("{seeded} ({tag} {k})"),
-            })
+    halo_ids: &HashMap<String, i32>,
+) -> Result<(LatencyFigures, Option<u64>), BenchError> {
+    let dir = &options.work_dir;
+    let size = options.size;
+    let settings = |webhooks: bool, push: &str| -> Result<ServiceSettings, BenchError> {
+        Ok(ServiceSettings {
+            admin_port: free_port()?,
+            webhook_port: free_port()?,
+            webhooks,
+            push: push.to_string(),
         })
-        .collect()
+    };
+    let write = |name: &str, settings: &ServiceSettings| -> Result<PathBuf, BenchError> {
+        let path = dir.join(name);
+        workload::write_config(
+            &path,
+            &workload::config_text(simulator, dir, Some(settings)),
+        )?;
+        Ok(path)
+    };
+
+    let hooked = settings(true, "0 0 0 1 1 *")?;
+    let hooked_config = write("service-webhooks.toml", &hooked)?;
+    progress("latency: subscribing every mailbox, then `halosync run` with webhooks");
+    run_to_end(
+        &options.exe,
+        &hooked_config,
+        &["subscriptions", "create", "--all"],
+        &dir.join("subscriptions.log"),
+    )?;
+    let service = start_service(
+        &options.exe,
+        &hooked_config,
+        hooked.admin_port,
+        &dir.join("service-webhooks.log"),
+    )
+    .await?;
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let idle_rss = service.rss_kb();
+    let edits = workload::changes(
+        size,
+        options.webhook_changes,
+        0.25,
+        "webhook",
+        event_ids,
+        halo_ids,
+    )?;
+    let webhook = measure(
+        simulator,
+        Direction::ExchangeToHalo,
+        edits,
+        options.webhook_pace,
+    )
+    .await?;
+    drop(service);
+
+    let pushing = settings(false, PUSH_SCHEDULE)?;
+    let pushing_config = write("service-push.toml", &pushing)?;
+    progress("latency: `halosync run` with the push schedule");
+    let service = start_service(
+        &options.exe,
+        &pushing_config,
+        pushing.admin_port,
+        &dir.join("service-push.log"),
+    )
+    .await?;
+    let edits = workload::changes(
+        size,
+        options.push_changes,
+        0.75,
+        "push",
+        event_ids,
+        halo_ids,
+    )?;
+    let push = measure(
+        simulator,
+        Direction::HaloToExchange,
+        edits,
+        options.push_pace,
+    )
+    .await?;
+    drop(service);
+    Ok((
+        LatencyFigures {
+            exchange_to_halo_webhook: webhook,
+            halo_to_exchange_push: push,
+            push_schedule: PUSH_SCHEDULE.to_string(),
+        },
+        idle_rss,
+    ))
 }

@@ -46,22 +46,17 @@ use crate::sim::server::{RunningSimulator, Simulator};
 use crate::store::Store;
 use crate::sync::run::{Mode, Pass, RunOptions};
 
-use latency::Direction;
 pub use latency::Latencies;
 use measure::{RequestSnapshot, millis, status_kb};
 pub use report::*;
-use service::{free_port, run_to_end, start_service};
+use service::run_to_end;
 pub use strategy::{RescanSummary, RunSummary};
 pub use workload::Size;
-use workload::{SECRET_VALUE, SECRET_VAR, ServiceSettings};
+use workload::{SECRET_VALUE, SECRET_VAR};
 
 /// Graph's limits per app and mailbox, enforced by the simulator.
 const GRAPH_CONCURRENCY: usize = 4;
 const GRAPH_BUDGET_PER_10_MIN: usize = 10_000;
-/// How long the service is left alone before its idle memory is read.
-const IDLE_SETTLE: Duration = Duration::from_secs(2);
-/// How often the push job runs in the latency phase (cron, with seconds).
-const PUSH_SCHEDULE: &str = "*/2 * * * * *";
 /// Incremental cycles run after the import before steady state is measured
 /// (at most: they stop at the first that reads one page per mailbox).
 const MAX_WARMUP_CYCLES: usize = 3;
@@ -259,8 +254,8 @@ async fn phases(
 
     let churned = size.total().div_ceil(100);
     progress(&format!("churn: {churned} events changed on each side"));
-    let in_exchange = latency::changes(size, churned, 0.0, "moved", &event_ids, &halo_ids)?;
-    let in_halo = latency::changes(size, churned, 0.5, "renamed", &event_ids, &halo_ids)?;
+    let in_exchange = workload::changes(size, churned, 0.0, "moved", &event_ids, &halo_ids)?;
+    let in_halo = workload::changes(size, churned, 0.5, "renamed", &event_ids, &halo_ids)?;
     for change in &in_exchange {
         simulator
             .act_json(workload::rename_event(
@@ -297,7 +292,7 @@ async fn phases(
     drop(store);
 
     let (latency, service_idle_rss_kb) =
-        latencies(options, simulator, &event_ids, &halo_ids).await?;
+        latency::through_service(options, simulator, &event_ids, &halo_ids).await?;
     let memory = MemoryFigures {
         import_peak_rss_kb: import.peak_rss_kb,
         service_idle_rss_kb,
@@ -377,103 +372,6 @@ fn halo_ids(simulator: &Simulator) -> HashMap<String, i32> {
         .filter(|a| !a.deleted)
         .map(|a| (a.appointment.subject, a.appointment.id))
         .collect()
-}
-
-/// The service phases: webhook latency (and idle memory), then push latency.
-async fn latencies(
-    options: &BenchOptions,
-    simulator: &Simulator,
-    event_ids: &[Vec<String>],
-    halo_ids: &HashMap<String, i32>,
-) -> Result<(LatencyFigures, Option<u64>), BenchError> {
-    let dir = &options.work_dir;
-    let size = options.size;
-    let settings = |webhooks: bool, push: &str| -> Result<ServiceSettings, BenchError> {
-        Ok(ServiceSettings {
-            admin_port: free_port()?,
-            webhook_port: free_port()?,
-            webhooks,
-            push: push.to_string(),
-        })
-    };
-    let write = |name: &str, settings: &ServiceSettings| -> Result<PathBuf, BenchError> {
-        let path = dir.join(name);
-        workload::write_config(
-            &path,
-            &workload::config_text(simulator, dir, Some(settings)),
-        )?;
-        Ok(path)
-    };
-
-    let hooked = settings(true, "0 0 0 1 1 *")?;
-    let hooked_config = write("service-webhooks.toml", &hooked)?;
-    progress("latency: subscribing every mailbox, then `halosync run` with webhooks");
-    run_to_end(
-        &options.exe,
-        &hooked_config,
-        &["subscriptions", "create", "--all"],
-        &dir.join("subscriptions.log"),
-    )?;
-    let service = start_service(
-        &options.exe,
-        &hooked_config,
-        hooked.admin_port,
-        &dir.join("service-webhooks.log"),
-    )
-    .await?;
-    tokio::time::sleep(IDLE_SETTLE).await;
-    let idle_rss = service.rss_kb();
-    let edits = latency::changes(
-        size,
-        options.webhook_changes,
-        0.25,
-        "webhook",
-        event_ids,
-        halo_ids,
-    )?;
-    let webhook = latency::measure(
-        simulator,
-        Direction::ExchangeToHalo,
-        edits,
-        options.webhook_pace,
-    )
-    .await?;
-    drop(service);
-
-    let pushing = settings(false, PUSH_SCHEDULE)?;
-    let pushing_config = write("service-push.toml", &pushing)?;
-    progress("latency: `halosync run` with the push schedule");
-    let service = start_service(
-        &options.exe,
-        &pushing_config,
-        pushing.admin_port,
-        &dir.join("service-push.log"),
-    )
-    .await?;
-    let edits = latency::changes(
-        size,
-        options.push_changes,
-        0.75,
-        "push",
-        event_ids,
-        halo_ids,
-    )?;
-    let push = latency::measure(
-        simulator,
-        Direction::HaloToExchange,
-        edits,
-        options.push_pace,
-    )
-    .await?;
-    drop(service);
-    Ok((
-        LatencyFigures {
-            exchange_to_halo_webhook: webhook,
-            halo_to_exchange_push: push,
-            push_schedule: PUSH_SCHEDULE.to_string(),
-        },
-        idle_rss,
-    ))
 }
 
 fn conditions(options: &BenchOptions) -> Conditions {

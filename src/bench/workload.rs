@@ -1,6 +1,7 @@
 //! The bench's world: A technicians with E events each in Exchange, the
 //! halosync configuration that serves them, and the changes people make.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
@@ -217,6 +218,49 @@ pub fn rename_event(mailbox: &str, id: &str, subject: &str) -> Value {
 /// A dispatcher renames an appointment in Halo.
 pub fn rename_appointment(id: i64, subject: &str) -> Value {
     json!({"op": "update_appointment", "id": id, "changes": {"subject": subject}})
+}
+
+/// One edit a person makes: the item on both sides and its new subject.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub mailbox: String,
+    pub event_id: String,
+    pub halo_id: i32,
+    pub subject: String,
+}
+
+/// `count` edits spread over the world, `offset` into each stride (so
+/// different phases edit different items), each with a subject never
+/// used before.
+pub fn changes(
+    size: Size,
+    count: usize,
+    offset: f64,
+    tag: &str,
+    event_ids: &[Vec<String>],
+    halo_ids: &HashMap<String, i32>,
+) -> Result<Vec<Change>, BenchError> {
+    size.spread(count, offset)
+        .into_iter()
+        .enumerate()
+        .map(|(k, (agent, event))| {
+            let seeded = Size::subject(agent, event);
+            let halo_id = *halo_ids.get(&seeded).ok_or_else(|| {
+                BenchError::Halosync(format!("the import did not bring {seeded:?} into Halo"))
+            })?;
+            let event_id = event_ids
+                .get(agent)
+                .and_then(|ids| ids.get(event))
+                .cloned()
+                .ok_or_else(|| BenchError::Simulator(format!("no event id for {seeded:?}")))?;
+            Ok(Change {
+                mailbox: Size::mailbox(agent),
+                event_id,
+                halo_id,
+                subject: format!("{seeded} ({tag} {k})"),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
