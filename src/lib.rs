@@ -3,6 +3,7 @@
 //!
 //! Module map:
 //! - [`admin`]: the loopback health and metrics listener.
+//! - [`bench`]: `halosync bench`, halosync measured against the simulator.
 //! - [`cli`]: the `halosync` command tree.
 //! - [`clock`]: the injectable source of "now".
 //! - [`cloud`]: Microsoft's clouds and their identity and Graph roots.
@@ -27,6 +28,7 @@
 //!   the queue of changed mailboxes.
 
 pub mod admin;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod cloud;

@@ -10,6 +10,7 @@ use crate::config::{self, Environment, LogFormat};
 use crate::logging;
 
 mod agents;
+mod bench;
 mod check;
 mod connect;
 
@@ -151,6 +152,10 @@ pub enum Command {
     /// List every served agent: connection, type, connected-as, sign-in
     /// state and sync state (`--json` for scripts).
     Agents(agents::AgentsArgs),
+    /// Measure halosync against the built-in simulator (import, steady
+    /// state, churn, latency, memory) next to a full-rescan integrator;
+    /// prints a table and writes JSON.
+    Bench(bench::BenchArgs),
     /// Run the built-in Microsoft Graph + HaloITSM simulator (for trying
     /// halosync without a tenant; also what the tests use).
     Sim(sim::SimArgs),
@@ -226,6 +231,24 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(config) => agents::run(args, &config),
             Err(code) => code,
         },
+        Command::Bench(ref args) if args.phase.is_some() => match load_with_logging(&cli, &env) {
+            Ok(config) => bench::phase(&config),
+            Err(code) => code,
+        },
+        Command::Bench(ref args) => {
+            // The engine's per-agent lines would drown the table.
+            let filter = cli
+                .log_level
+                .clone()
+                .or_else(|| env.var("RUST_LOG"))
+                .unwrap_or_else(|| "warn".into());
+            let format = cli.log_format.map_or(LogFormat::Text, LogFormat::from);
+            if let Err(e) = logging::init(&filter, format) {
+                eprintln!("halosync: {e}");
+                return ExitCode::from(exit::CONFIG);
+            }
+            bench::run(args)
+        }
         Command::Sim(ref args) => {
             if let Err(code) = init_logging(&cli, &env, None) {
                 return code;

@@ -207,6 +207,21 @@ impl GraphSim {
         control::state(&self.shared)
     }
 
+    /// Requests served so far, by `"METHOD /route/{template}"`: the cheap
+    /// part of [`GraphSim::state`] (which copies every event).
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.shared.lock().by_route.clone()
+    }
+
+    /// The subject of event `id` (any id form) in mailbox `upn`, without
+    /// copying the mailbox; `None` when either is unknown.
+    pub fn event_subject(&self, upn: &str, id: &str) -> Option<String> {
+        let inner = self.shared.lock();
+        let mailbox = inner.mailboxes.get(&inner.mailbox_key(upn)?)?;
+        let key = mailbox.resolve(id).ok()?.master();
+        mailbox.events.get(&key)?.event.subject.clone()
+    }
+
     /// The public base URL this simulator builds links from.
     pub fn public_base(&self) -> &str {
         &self.shared.base

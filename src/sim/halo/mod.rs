@@ -404,6 +404,17 @@ impl HaloSim {
         }
     }
 
+    /// Requests served so far, by route: the cheap part of
+    /// [`HaloSim::state`] (which copies every appointment).
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.inner.requests.snapshot()
+    }
+
+    /// One stored appointment (deleted ones too), without copying the rest.
+    pub fn appointment(&self, id: i32) -> Option<StoredAppointment> {
+        self.world().appointments.get(&id).cloned()
+    }
+
     /// Whether `client_id`/`secret` may have a token.
     fn client_allowed(&self, client_id: &str, secret: &str) -> bool {
         let world = self.world();
