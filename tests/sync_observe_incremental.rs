@@ -492,3 +492,38 @@ async fn a_linked_event_moved_out_of_the_window_is_not_observed_and_not_deleted(
         "the removal was checked by reading the event back: {routes_after}"
     );
 }
+
+#[tokio::test]
+async fn after_a_burst_of_saves_a_quiet_agent_s_halo_read_is_one_page_again() {
+    let sim = Sim::start().await;
+    // An import saved 120 appointments in Halo within the same minute: more
+    // than a page.
+    let day = sim.sim.simulator.clock().now() + Duration::days(2);
+    for n in 0..120 {
+        let start = day + Duration::minutes(5 * n);
+        sim.act(json!({"op": "create_appointment", "appointment": {
+            "subject": format!("Imported {n}"), "agent_id": 2,
+            "start_date": halo_time(start), "end_date": halo_time(start + Duration::minutes(5))}}))
+            .await;
+    }
+    let burst = sim.sim.simulator.clock().now();
+    // Ten quiet minutes pass on Halo's clock before the first read.
+    sim.control("faults", json!({"advance_clock_seconds": 600}))
+        .await;
+    let first = sim.first_round().await;
+    let cursor = first.cursors.halo_modified.expect("a Halo cursor");
+    assert!(
+        cursor > burst + Duration::minutes(5),
+        "the cursor follows Halo's clock, not only the newest save: {burst} → {cursor}"
+    );
+
+    let (_, halo_before, _) = sim.requests().await;
+    let round = sim.incremental(links(&first), &first.cursors).await;
+    let (_, halo_after, _) = sim.requests().await;
+    assert!(round.snapshot.halo.is_empty(), "{:?}", round.snapshot.halo);
+    assert_eq!(
+        halo_after - halo_before,
+        1,
+        "one page, not the burst's two pages (and its unlinked rows) again"
+    );
+}

@@ -41,6 +41,9 @@ pub struct AppointmentListing {
     /// Whether the read stopped at `modified_since` rather than at the end.
     pub reached_cursor: bool,
     pub pages: u32,
+    /// Halo's own time when the first page was served (its `Date` header):
+    /// every later change is stamped after it, whatever the local clock says.
+    pub server_time: Option<DateTime<Utc>>,
 }
 
 /// One saved appointment, as Halo returned it.
@@ -110,6 +113,9 @@ impl HaloClient {
                 .await?;
             let (rows, reported_size) = page_rows(&reply)?;
             listing.pages = page_no;
+            if page_no == 1 {
+                listing.server_time = server_time(&reply.headers);
+            }
             if let Some(first_id) = rows.first().and_then(|a| a.id)
                 && let Some(previous) = first_ids.insert(first_id, page_no)
             {
@@ -250,4 +256,12 @@ fn saved_rows(reply: &Reply) -> Result<Vec<Appointment>, HaloError> {
         ]),
         other => super::rows_in(reply, other, &["appointments"]),
     }
+}
+
+/// The time a reply's `Date` header gives (RFC 7231's IMF-fixdate).
+fn server_time(headers: &reqwest::header::HeaderMap) -> Option<DateTime<Utc>> {
+    let text = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    DateTime::parse_from_rfc2822(text)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
 }

@@ -127,6 +127,25 @@ impl FromRequestParts<HaloSim> for Caller {
     }
 }
 
+/// Route-layer middleware: a `Date` header from the simulator's clock (as
+/// Halo's servers send theirs), so it agrees with the `last_modified` the
+/// simulator stamps even when a test moves that clock.
+pub(super) async fn date_header(
+    State(sim): State<HaloSim>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let now = sim.now();
+    let mut response = next.run(request).await;
+    let date = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&date) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, value);
+    }
+    response
+}
+
 /// Route-layer middleware: the hosted rolling-window request budget.
 pub(super) async fn rate_limit(
     State(sim): State<HaloSim>,

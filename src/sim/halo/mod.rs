@@ -288,6 +288,7 @@ impl HaloSim {
                 );
         }
         router
+            .route_layer(from_fn_with_state(self.clone(), auth::date_header))
             .route_layer(from_fn_with_state(self.clone(), auth::rate_limit))
             .route_layer(from_fn_with_state(
                 (self.inner.faults.clone(), error_body),

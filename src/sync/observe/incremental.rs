@@ -29,8 +29,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    Cursors, Found, Observation, ObserveError, Observer, ReadBack, halo_query, linked_versions,
-    newest_modified,
+    Cursors, Found, Observation, ObserveError, Observer, ReadBack, halo_cursor, halo_query,
+    linked_versions,
 };
 use crate::graph::{DeltaRound, GraphError, Window};
 use crate::halo::HaloError;
@@ -176,7 +176,7 @@ impl Observer<'_> {
             .halo
             .appointments(&halo_query(agent_id, window, true, Some(since)))
             .await?;
-        let mut newest = newest_modified(&with_deleted.appointments).max(Some(cursor));
+        let mut newest = halo_cursor(&with_deleted).max(Some(cursor));
         let news: Vec<HaloId> = with_deleted
             .appointments
             .iter()
@@ -190,7 +190,7 @@ impl Observer<'_> {
             .halo
             .appointments(&halo_query(agent_id, window, false, Some(since)))
             .await?;
-        newest = newest.max(newest_modified(&live.appointments));
+        newest = newest.max(halo_cursor(&live));
         let live_ids: BTreeSet<HaloId> = live.appointments.iter().filter_map(|r| r.id).collect();
         self.take_halo_rows(agent_id, &live.appointments, &known, false, found)
             .await;

@@ -26,7 +26,9 @@ use chrono::{DateTime, Utc};
 
 use crate::graph::model::{Event, EventType};
 use crate::graph::{GraphClient, GraphError, Window};
-use crate::halo::{Appointment as HaloAppointment, AppointmentQuery, HaloClient, HaloError};
+use crate::halo::{
+    Appointment as HaloAppointment, AppointmentListing, AppointmentQuery, HaloClient, HaloError,
+};
 use crate::sync::graph_map::{GraphMapping, Unsyncable};
 use crate::sync::halo_map::{AgentDirectory, HaloMapping};
 use crate::sync::plan::{GraphId, HaloId, Item, Link, Seen, Snapshot};
@@ -241,7 +243,7 @@ impl Observer<'_> {
         let known = linked_versions(&found.snapshot);
         self.take_halo_rows(agent_id, &listing.appointments, &known, true, found)
             .await;
-        Ok(newest_modified(&listing.appointments))
+        Ok(halo_cursor(&listing))
     }
 
     /// [`Self::halo_item`], except that a re-read of the version its link
@@ -368,4 +370,15 @@ fn halo_query(
 /// The newest `last_modified` among `rows`.
 fn newest_modified(rows: &[HaloAppointment]) -> Option<DateTime<Utc>> {
     rows.iter().filter_map(|row| row.last_modified).max()
+}
+
+/// The Halo cursor a listing supports: its newest change, or Halo's own
+/// time when it served the listing less [`incremental::HALO_CURSOR_OVERLAP`]
+/// if that is later. Without the second, the rows of a burst of saves (an
+/// import) would be listed again every cycle until something newer is saved.
+fn halo_cursor(listing: &AppointmentListing) -> Option<DateTime<Utc>> {
+    let served = listing
+        .server_time
+        .and_then(|at| at.checked_sub_signed(incremental::HALO_CURSOR_OVERLAP));
+    newest_modified(&listing.appointments).max(served)
 }
