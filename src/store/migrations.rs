@@ -11,8 +11,11 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The SQL of every migration, in order.
-pub(super) const MIGRATIONS: &[&str] =
-    &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+pub(super) const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 
 /// The schema version this binary creates and understands.
 pub(super) const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
