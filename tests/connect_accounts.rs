@@ -15,19 +15,11 @@ use common::{TOKEN_KEY, halosync, stderr, stdout};
 use serde_json::{Value, json};
 use sync_sim::{SyncSim, event};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// Turns the simulator's config into one with connections of `kind`, the
 /// public listener on a free port and a token key.
 fn configure(sim: &SyncSim, kind: &str) -> u16 {
-    let port = free_port();
-    let admin = free_port();
+    let port = common::free_port();
+    let admin = common::free_port();
     sim.workspace.write_private("token_key", TOKEN_KEY);
     let text = std::fs::read_to_string(&sim.config).expect("config");
     let text = text.replace("type = \"application\"", &format!("type = \"{kind}\""));

@@ -46,14 +46,6 @@ async fn drain(socket: &UnixDatagram) {
     while message(socket, Duration::from_millis(50)).await.is_some() {}
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The service process, killed if the test ends without stopping it.
 struct Service(Option<Child>);
 
@@ -117,7 +109,7 @@ async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
             )
         })
         .collect();
-    let admin = free_port();
+    let admin = common::free_port();
     let sim = SyncSim::start(
         json!({"agents": [{"id": 2, "name": "Leah", "email": LEAH}],
                "mailboxes": [{"upn": LEAH}],

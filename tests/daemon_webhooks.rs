@@ -20,14 +20,6 @@ use sync_sim::{SyncSim, event};
 
 const LEAH: &str = "leah@contoso.com";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The service process, stopped (or killed) when the test ends.
 struct Service(Child);
 
@@ -49,7 +41,7 @@ struct Running {
 
 impl Running {
     async fn start() -> Self {
-        let (admin, hook) = (free_port(), free_port());
+        let (admin, hook) = (common::free_port(), common::free_port());
         let never = "0 0 0 1 1 *";
         let sim = SyncSim::start(
             json!({"agents": [{"id": 2, "name": "Leah", "email": LEAH}],
@@ -311,7 +303,7 @@ async fn a_removed_subscription_is_recreated_and_the_change_made_meanwhile_synce
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_renewal_job_unsubscribes_an_agent_no_longer_served() {
     const BOB: &str = "bob@contoso.com";
-    let hook = free_port();
+    let hook = common::free_port();
     let webhook = format!(
         "[webhook]\nenabled = true\nlisten = \"127.0.0.1:{hook}\"\n\
          public_url = \"http://127.0.0.1:{hook}\"\n"

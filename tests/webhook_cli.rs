@@ -239,15 +239,6 @@ fn subscriptions_list_and_the_request_logs_read_a_seeded_database() {
     );
 }
 
-/// A port nothing listens on right now, for the binary's listener.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn state(http: &reqwest::Client, base: &str) -> Value {
     http.get(format!("{base}_sim/state"))
         .send()
@@ -279,7 +270,7 @@ async fn subscriptions_are_created_for_every_agent_and_deleted_with_the_real_bin
     assert!(seeded.status().is_success());
 
     let workspace = Workspace::new();
-    let port = free_port();
+    let port = common::free_port();
     let config = workspace.write_private(
         "halosync.toml",
         &format!(
