@@ -360,3 +360,51 @@ async fn the_halo_id_property_is_written_and_found_again_and_ids_translate() {
         ids["immutable_id"].as_str()
     );
 }
+
+/// A Graph that answers every calendarView page with the same next link,
+/// recording the `Prefer` header of each request.
+async fn looping_graph(prefers: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/graph/", listener.local_addr().unwrap());
+    let next = format!("{base}v1.0/users/{OK}/calendarView?$skiptoken=again");
+    let app = Router::new().fallback(move |request: axum::extract::Request| {
+        let prefers = prefers.clone();
+        let next = next.clone();
+        async move {
+            let prefer = request
+                .headers()
+                .get("prefer")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            prefers.lock().unwrap().push(prefer);
+            axum::Json(json!({"value": [], "@odata.nextLink": next})).into_response()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn listings_ask_for_a_hundred_a_page_and_a_next_link_sent_twice_stops_the_listing() {
+    let h = Harness::start().await;
+    let prefers = std::sync::Arc::default();
+    let graph = looping_graph(std::sync::Arc::clone(&prefers)).await;
+    let client = h.app_client_at(&graph, h.clock());
+    let listing = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.calendar_view(OK, window(&h)),
+    )
+    .await
+    .expect("the listing ends instead of looping");
+    let error = listing.expect_err("a repeated next link is an error");
+    assert!(matches!(error, GraphError::Decode { .. }), "{error:?}");
+    assert!(error.to_string().contains("sent before"), "{error}");
+    let prefers = prefers.lock().unwrap().clone();
+    // The first page, then the link once: its repeat is never requested.
+    assert_eq!(prefers.len(), 2, "{prefers:?}");
+    assert!(
+        prefers.iter().all(|p| p.contains("odata.maxpagesize=100")),
+        "{prefers:?}"
+    );
+}

@@ -15,7 +15,7 @@ use url::Url;
 use super::batch::BatchRequest;
 use super::client::{Call, GraphClient};
 use super::error::GraphError;
-use super::events::{Page, Window};
+use super::events::{FollowedLinks, PAGE_SIZE, Page, Window};
 use super::model::Event;
 
 /// One page of a delta round.
@@ -44,8 +44,9 @@ pub struct DeltaPages {
     client: GraphClient,
     mailbox: String,
     window: Window,
-    max_page_size: Option<u32>,
+    max_page_size: u32,
     next: Option<Url>,
+    followed: FollowedLinks,
 }
 
 impl DeltaPages {
@@ -56,10 +57,10 @@ impl DeltaPages {
         };
         let mailbox = self.mailbox.as_str();
         let mut call = Call::new(Method::GET, url, Some(mailbox));
-        call.max_page_size = self.max_page_size;
+        call.max_page_size = Some(self.max_page_size);
         let page: Page<Event> = self.client.send_json(call).await?;
         if let Some(link) = &page.next_link {
-            self.next = Some(self.client.link(link, mailbox)?);
+            self.next = Some(self.followed.next(&self.client, link, mailbox)?);
         } else if page.delta_link.is_none() {
             return Err(super::client::decode(
                 mailbox,
@@ -102,7 +103,8 @@ impl DeltaPages {
 impl GraphClient {
     /// A delta round over `window`: from the start when `delta_link` is
     /// `None`, else from the link a previous round ended with (called
-    /// exactly as given). `max_page_size` sets `Prefer: odata.maxpagesize`.
+    /// exactly as given). `max_page_size` sets `Prefer: odata.maxpagesize`
+    /// ([`PAGE_SIZE`] when `None`).
     pub fn calendar_view_delta(
         &self,
         mailbox: &str,
@@ -122,8 +124,9 @@ impl GraphClient {
             client: self.clone(),
             mailbox: mailbox.to_string(),
             window,
-            max_page_size,
+            max_page_size: max_page_size.unwrap_or(PAGE_SIZE),
             next: Some(first),
+            followed: FollowedLinks::default(),
         })
     }
 

@@ -9,6 +9,37 @@ use super::client::{Call, GraphClient, decode};
 use super::error::GraphError;
 use super::model::{Event, HALO_ID_PROPERTY, User};
 
+/// Events asked for per page (`Prefer: odata.maxpagesize`) of a listing
+/// or delta round. Graph's default is 10, which makes a 500-event calendar
+/// 50 requests; Graph may still send more than asked when a series expands
+/// (microsoftgraph/msgraph-sdk-dotnet#3070), which paging copes with.
+pub const PAGE_SIZE: u32 = 100;
+
+/// The `@odata.nextLink`s one listing followed. Graph has been seen to send
+/// the same link again and again (msgraph-sdk-dotnet#3070); a link seen
+/// twice ends the listing with an error instead of looping for ever.
+#[derive(Debug, Default)]
+pub(crate) struct FollowedLinks(std::collections::HashSet<String>);
+
+impl FollowedLinks {
+    /// The URL to request for `link`, or an error when it was followed before.
+    pub(crate) fn next(
+        &mut self,
+        client: &GraphClient,
+        link: &str,
+        mailbox: &str,
+    ) -> Result<url::Url, GraphError> {
+        if !self.0.insert(link.to_string()) {
+            return Err(decode(
+                mailbox,
+                "a paged listing",
+                "Graph sent a next-page link it had sent before; stopped instead of looping",
+            ));
+        }
+        client.link(link, mailbox)
+    }
+}
+
 /// A UTC time window `[start, end)` for calendarView and delta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -147,7 +178,7 @@ impl GraphClient {
                 ),
             )
             .append_pair("$expand", &expand_halo_id());
-        self.collect_pages(mailbox, url, None).await
+        self.collect_pages(mailbox, url).await
     }
 
     /// The events of one meeting (or occurrence) in `mailbox`: the
@@ -165,7 +196,7 @@ impl GraphClient {
                 &format!("iCalUId eq '{}'", ical_uid.replace('\'', "''")),
             )
             .append_pair("$expand", &expand_halo_id());
-        self.collect_pages(mailbox, url, None).await
+        self.collect_pages(mailbox, url).await
     }
 
     /// Every occurrence, exception and single event overlapping `window`,
@@ -179,26 +210,27 @@ impl GraphClient {
         url.query_pairs_mut()
             .extend_pairs(window.query())
             .append_pair("$expand", &expand_halo_id());
-        self.collect_pages(mailbox, url, None).await
+        self.collect_pages(mailbox, url).await
     }
 
-    /// Follows `@odata.nextLink` from `url` to the end.
+    /// Follows `@odata.nextLink` from `url` to the end, [`PAGE_SIZE`] events
+    /// a page.
     pub(crate) async fn collect_pages(
         &self,
         mailbox: &str,
         url: url::Url,
-        max_page_size: Option<u32>,
     ) -> Result<Vec<Event>, GraphError> {
         let mut all = Vec::new();
+        let mut followed = FollowedLinks::default();
         let mut next = Some(url);
         while let Some(url) = next.take() {
             let mut call = Call::new(Method::GET, url, Some(mailbox));
-            call.max_page_size = max_page_size;
+            call.max_page_size = Some(PAGE_SIZE);
             let page: Page<Event> = self.send_json(call).await?;
             all.extend(page.value);
             next = page
                 .next_link
-                .map(|link| self.link(&link, mailbox))
+                .map(|link| followed.next(self, &link, mailbox))
                 .transpose()?;
         }
         Ok(all)
