@@ -98,6 +98,14 @@ fn the_quick_bench_reports_every_phase_and_beats_the_full_rescan_at_steady_state
         ),
         4
     );
+    // ... and one Halo listing shared by the four agents.
+    assert_eq!(
+        count(
+            &report,
+            "/steady/cycle/requests/by_route/halo/GET ~1halo~1api~1Appointment"
+        ),
+        1
+    );
     assert!(
         count(&report, "/steady/cycle/requests/total")
             < count(&report, "/baseline/steady/total_requests"),

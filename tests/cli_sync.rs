@@ -136,3 +136,60 @@ async fn a_sync_carries_each_side_across_once_and_then_rests() {
         ["", "Printer repair", "Server room audit (rescheduled)"]
     );
 }
+
+/// Halo listings of appointments (not reads by id) made so far.
+fn halo_listings(state: &Value) -> u64 {
+    state["requests"]["by_route"]["GET /halo/api/Appointment"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_share_one_halo_listing_and_each_still_gets_only_its_own_changes() {
+    let seed = json!({
+        "agents": [{"id": 2, "name": "Leah", "email": "leah@contoso.com"},
+                   {"id": 3, "name": "Amir", "email": "amir@contoso.com"},
+                   {"id": 4, "name": "Noor", "email": "noor@contoso.com"}],
+        "mailboxes": [{"upn": "leah@contoso.com"}, {"upn": "amir@contoso.com"},
+                      {"upn": "noor@contoso.com"}],
+        "appointments": [appointment("Printer repair", 2, 2, 13, 14),
+                         appointment("Desk move", 3, 2, 9, 10),
+                         appointment("Laptop swap", 4, 3, 9, 10)]
+    });
+    let sim = SyncSim::start(seed, "").await;
+    sim.expect(&["sync", "--once"], 0).await;
+    for mailbox in ["leah@contoso.com", "amir@contoso.com", "noor@contoso.com"] {
+        assert_eq!(sim.events(mailbox).await.len(), 1, "{mailbox}");
+    }
+
+    // Nothing changed: one listing serves all three agents.
+    let before = halo_listings(&sim.state().await);
+    let rest = sim.expect(&["sync", "--once"], 0).await;
+    assert_eq!(rest.matches("nothing to do").count(), 3, "{rest}");
+    assert_eq!(halo_listings(&sim.state().await) - before, 1);
+
+    // Amir's appointment edited and Noor's deleted in Halo: each lands in
+    // its own mailbox only, through one listing with deleted rows and one
+    // without.
+    let appointments = sim.appointments().await;
+    let desk = by_subject(&appointments, "Desk move").clone();
+    let laptop = by_subject(&appointments, "Laptop swap").clone();
+    sim.act(json!({"op": "update_appointment", "id": desk["id"],
+                   "changes": {"subject": "Desk move (2nd floor)"}}))
+        .await;
+    sim.act(json!({"op": "delete_appointment", "id": laptop["id"]}))
+        .await;
+    let before = halo_listings(&sim.state().await);
+    let out = sim.expect(&["sync", "--once"], 0).await;
+    assert_eq!(halo_listings(&sim.state().await) - before, 2, "{out}");
+    assert_eq!(
+        subjects(&sim.events("amir@contoso.com").await),
+        ["Desk move (2nd floor)"]
+    );
+    assert!(sim.events("noor@contoso.com").await.is_empty(), "{out}");
+    assert_eq!(
+        subjects(&sim.events("leah@contoso.com").await),
+        ["Printer repair"]
+    );
+    assert_eq!(out.matches("nothing to do").count(), 1, "{out}");
+}

@@ -128,6 +128,7 @@ impl Sim {
                 attendees: AttendeeMode::None,
             },
             agents: &self.agents,
+            shared_halo: None,
         }
     }
 

@@ -71,6 +71,7 @@ pub async fn run_agents(
             .collect(),
     )
     .with_owner_overrides(&config.connections);
+    let shared_halo = engine.shared_halo(agents, options);
     let mut verdict = Verdict::default();
     for (n, agent) in agents.iter().enumerate() {
         if n > 0 && !reporter.progress(0, 0) {
@@ -116,6 +117,7 @@ pub async fn run_agents(
                 &connection.name,
                 &graph,
                 options,
+                &shared_halo,
                 &mut |done, total| reporter.progress(done, total),
             )
             .await;

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use super::apply::{Applied, apply_with};
 use super::engine::{MailboxSync, WriteSettings};
 use super::halo_map::AgentDirectory;
-use super::observe::{Cursors, Details, ObserveError, Observer};
+use super::observe::{Cursors, Details, ObserveError, Observer, SharedHalo};
 use super::owner::OwnerOverride;
 use super::plan::{Action, Plan, Policy, Side, Source, plan};
 use super::replay::Replayed;
@@ -159,6 +159,7 @@ impl<'a> Engine<'a> {
         connection: &str,
         graph: &GraphClient,
         options: RunOptions,
+        shared_halo: &SharedHalo,
         progress: &mut (dyn FnMut(usize, usize) -> bool + Send),
     ) -> AgentRun {
         let mailbox = agent.mailbox().unwrap_or_default();
@@ -229,6 +230,7 @@ impl<'a> Engine<'a> {
             halo_mapping: self.settings.halo_mapping,
             graph_mapping: self.settings.graph_mapping,
             agents: self.agents,
+            shared_halo: shared_halo.listing_of(agent.id),
         };
         let previous = match self.cursors(agent.id, &mailbox, options) {
             Ok(previous) => previous,
@@ -309,6 +311,25 @@ impl<'a> Engine<'a> {
             replayed,
         };
         run
+    }
+
+    /// The Halo listings `agents` share in an incremental sync: those with
+    /// a cursor whose cursors are close ([`SharedHalo`]).
+    pub fn shared_halo(&self, agents: &[&Agent], options: RunOptions) -> SharedHalo {
+        if options.pass == Pass::Full || options.mode != Mode::Sync {
+            return SharedHalo::default();
+        }
+        let Ok(store) = self.store.lock() else {
+            return SharedHalo::default();
+        };
+        let cursors = agents.iter().filter_map(|agent| {
+            match store.halo_cursor(agent.id, HALO_CURSOR_SCOPE) {
+                Ok(cursor) => cursor.map(|at| (agent.id, at)),
+                // The agent's own run reports it.
+                Err(_) => None,
+            }
+        });
+        SharedHalo::new(cursors, self.window)
     }
 
     /// Where an incremental run starts: `None` for a full pass (asked for,

@@ -51,8 +51,8 @@ pub(super) async fn list(
     let descending = params.flag("orderdesc")?.unwrap_or(false);
     let page = params.page()?;
 
-    let mut rows: Vec<Appointment> = sim
-        .world()
+    let world = sim.world();
+    let mut rows: Vec<&Appointment> = world
         .appointments
         .values()
         .filter(|stored| include_deleted || !stored.deleted)
@@ -64,7 +64,6 @@ pub(super) async fn list(
                 || agents.contains(&i64::from(a.agent_id))
                 || a.agents.iter().any(|x| agents.contains(&i64::from(x.id)))
         })
-        .cloned()
         .collect();
     rows.sort_by(|a, b| {
         let ordering = compare(&order, a, b);
@@ -74,10 +73,9 @@ pub(super) async fn list(
             ordering
         }
     });
-    let rows: Vec<Value> = rows.iter().map(Appointment::to_list_json).collect();
     Ok(Json(match page {
-        Some(page) => page.envelope("appointments", rows),
-        None => Value::Array(rows),
+        Some(page) => page.envelope_rendered("appointments", &rows, |a| a.to_list_json()),
+        None => Value::Array(rows.iter().map(|a| a.to_list_json()).collect()),
     }))
 }
 

@@ -111,18 +111,24 @@ pub(super) struct Page {
 impl Page {
     /// Halo's paged envelope: `{page_no, page_size, record_count, <key>}`.
     pub fn envelope<T: Serialize>(self, key: &str, all: Vec<T>) -> Value {
-        let record_count = all.len();
-        let rows: Vec<T> = all
-            .into_iter()
+        self.envelope_rendered(key, &all, |row| json!(row))
+    }
+
+    /// [`Self::envelope`], rendering only the rows of the page: a listing
+    /// of 100,000 appointments renders 100 a request, not all of them.
+    pub fn envelope_rendered<T>(self, key: &str, all: &[T], render: impl Fn(&T) -> Value) -> Value {
+        let rows: Vec<Value> = all
+            .iter()
             .skip(self.size.saturating_mul(self.number - 1))
             .take(self.size)
+            .map(render)
             .collect();
         let mut body = json!({
             "page_no": self.number,
             "page_size": self.size,
-            "record_count": record_count,
+            "record_count": all.len(),
         });
-        body[key] = json!(rows);
+        body[key] = Value::Array(rows);
         body
     }
 }

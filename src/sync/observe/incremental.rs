@@ -15,7 +15,8 @@
 //! (halo.md, "Deleted items" and open question 4; the simulator has none),
 //! so when the listing holds anything new a second listing without deleted
 //! rows tells the live ones apart, and a linked row only the first listing
-//! had is read back. When nothing changed that is one page. A tenant whose
+//! had is read back. When nothing changed that is one page — shared by the
+//! agents of a run whose cursors are close ([`super::SharedHalo`]). A tenant whose
 //! delete leaves `last_modified` alone shows no deletion here at all; the
 //! full pass finds it.
 //!
@@ -24,6 +25,7 @@
 //! link yet, or one Graph forgot) announces none, so then every linked event
 //! it lacks is read back, as in the full pass.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
@@ -33,7 +35,7 @@ use super::{
     linked_versions,
 };
 use crate::graph::{DeltaRound, GraphError, Window};
-use crate::halo::HaloError;
+use crate::halo::{AppointmentListing, HaloError};
 use crate::sync::plan::{GraphId, HaloId, Link, Seen};
 
 /// How far before the cursor a Halo read starts again: a row saved just
@@ -156,6 +158,26 @@ impl Observer<'_> {
         }
     }
 
+    /// The rows modified since `since` of the listing this agent shares,
+    /// else of its own.
+    async fn changed_rows(
+        &self,
+        agent_id: i64,
+        window: Window,
+        include_deleted: bool,
+        since: DateTime<Utc>,
+    ) -> Result<Cow<'_, AppointmentListing>, HaloError> {
+        if let Some(shared) = self.shared_halo.filter(|shared| shared.since() <= since)
+            && let Some(listing) = shared.rows(self.halo, include_deleted).await?
+        {
+            return Ok(Cow::Borrowed(listing));
+        }
+        self.halo
+            .appointments(&halo_query(agent_id, window, include_deleted, Some(since)))
+            .await
+            .map(Cow::Owned)
+    }
+
     /// Observes the Halo rows modified since `cursor` (everything with no
     /// cursor) and returns the new cursor.
     async fn halo_changes(
@@ -172,10 +194,7 @@ impl Observer<'_> {
             .checked_sub_signed(HALO_CURSOR_OVERLAP)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let known = linked_versions(&found.snapshot);
-        let with_deleted = self
-            .halo
-            .appointments(&halo_query(agent_id, window, true, Some(since)))
-            .await?;
+        let with_deleted = self.changed_rows(agent_id, window, true, since).await?;
         let mut newest = halo_cursor(&with_deleted).max(Some(cursor));
         let news: Vec<HaloId> = with_deleted
             .appointments
@@ -186,10 +205,7 @@ impl Observer<'_> {
         if news.is_empty() {
             return Ok(newest);
         }
-        let live = self
-            .halo
-            .appointments(&halo_query(agent_id, window, false, Some(since)))
-            .await?;
+        let live = self.changed_rows(agent_id, window, false, since).await?;
         newest = newest.max(halo_cursor(&live));
         let live_ids: BTreeSet<HaloId> = live.appointments.iter().filter_map(|r| r.id).collect();
         self.take_halo_rows(agent_id, &live.appointments, &known, false, found)

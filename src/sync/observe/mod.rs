@@ -17,8 +17,10 @@
 
 mod full;
 mod incremental;
+mod shared_halo;
 
 pub use incremental::HALO_CURSOR_OVERLAP;
+pub use shared_halo::{SharedHalo, SharedListing};
 
 use std::collections::BTreeMap;
 
@@ -126,6 +128,9 @@ pub struct Observer<'a> {
     pub halo_mapping: HaloMapping,
     pub graph_mapping: GraphMapping,
     pub agents: &'a AgentDirectory,
+    /// The Halo listing this agent shares with others in the run, if any
+    /// ([`SharedHalo`]); else the incremental pass lists the agent alone.
+    pub shared_halo: Option<&'a SharedListing>,
 }
 
 /// What a pass has found so far.
