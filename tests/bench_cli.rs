@@ -90,12 +90,18 @@ fn the_quick_bench_reports_every_phase_and_beats_the_full_rescan_at_steady_state
         count(&report, "/churn/changed_in_exchange") + count(&report, "/churn/changed_in_halo");
     assert!(changed > 0);
     assert_eq!(count(&report, "/churn/cycle/run/writes"), changed);
-    // Steady state reads one delta page per mailbox, the rescan the window.
+    // Steady state reads one delta page per mailbox, the four in one
+    // `$batch`; the rescan reads the window.
     assert_eq!(
         count(
             &report,
-            "/steady/cycle/requests/by_route/graph/GET ~1v1.0~1users~1{u}~1calendarView~1delta"
+            "/steady/cycle/requests/by_route/graph/GET ~1v1.0~1users~1{u}~1calendarView~1delta (in $batch)"
         ),
+        4
+    );
+    assert_eq!(count(&report, "/steady/cycle/requests/graph"), 1);
+    assert_eq!(
+        count(&report, "/steady/cycle/requests/graph_batched_items"),
         4
     );
     // ... and one Halo listing shared by the four agents.

@@ -29,7 +29,10 @@ fn writes(state: &Value) -> usize {
         .as_object()
         .expect("by_route")
         .iter()
-        .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("token"))
+        // halosync's batches are of reads.
+        .filter(|(route, _)| {
+            !route.starts_with("GET ") && !route.contains("token") && !route.contains("$batch")
+        })
         .map(|(_, n)| n.as_u64().unwrap_or(0) as usize)
         .sum()
 }
@@ -137,15 +140,22 @@ async fn a_sync_carries_each_side_across_once_and_then_rests() {
     );
 }
 
-/// Halo listings of appointments (not reads by id) made so far.
-fn halo_listings(state: &Value) -> u64 {
-    state["requests"]["by_route"]["GET /halo/api/Appointment"]
-        .as_u64()
-        .unwrap_or(0)
+/// Requests made so far to `route`.
+fn requests(state: &Value, route: &str) -> u64 {
+    state["requests"]["by_route"][route].as_u64().unwrap_or(0)
 }
 
+/// Halo listings of appointments (not reads by id) made so far.
+fn halo_listings(state: &Value) -> u64 {
+    requests(state, "GET /halo/api/Appointment")
+}
+
+const DELTA: &str = "GET /v1.0/users/{u}/calendarView/delta";
+const BATCH: &str = "POST /v1.0/$batch";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agents_share_one_halo_listing_and_each_still_gets_only_its_own_changes() {
+async fn agents_share_one_halo_listing_and_one_batch_of_delta_pages_and_each_gets_only_its_own_changes()
+ {
     let seed = json!({
         "agents": [{"id": 2, "name": "Leah", "email": "leah@contoso.com"},
                    {"id": 3, "name": "Amir", "email": "amir@contoso.com"},
@@ -162,11 +172,22 @@ async fn agents_share_one_halo_listing_and_each_still_gets_only_its_own_changes(
         assert_eq!(sim.events(mailbox).await.len(), 1, "{mailbox}");
     }
 
-    // Nothing changed: one listing serves all three agents.
-    let before = halo_listings(&sim.state().await);
+    // The first incremental run starts each mailbox's delta round.
+    sim.expect(&["sync", "--once"], 0).await;
+
+    // Nothing changed: one Halo listing serves all three agents, and one
+    // `$batch` reads the three delta rounds.
+    let before = sim.state().await;
     let rest = sim.expect(&["sync", "--once"], 0).await;
     assert_eq!(rest.matches("nothing to do").count(), 3, "{rest}");
-    assert_eq!(halo_listings(&sim.state().await) - before, 1);
+    let after = sim.state().await;
+    assert_eq!(halo_listings(&after) - halo_listings(&before), 1);
+    assert_eq!(
+        requests(&after, BATCH) - requests(&before, BATCH),
+        1,
+        "{rest}"
+    );
+    assert_eq!(requests(&after, DELTA), requests(&before, DELTA), "{rest}");
 
     // Amir's appointment edited and Noor's deleted in Halo: each lands in
     // its own mailbox only, through one listing with deleted rows and one
@@ -192,4 +213,25 @@ async fn agents_share_one_halo_listing_and_each_still_gets_only_its_own_changes(
         ["Printer repair"]
     );
     assert_eq!(out.matches("nothing to do").count(), 1, "{out}");
+
+    // An Exchange change found through the batched page lands in Halo.
+    let events = sim.events("leah@contoso.com").await;
+    let repair = by_subject(&events, "Printer repair");
+    sim.act(
+        json!({"op": "update_event", "mailbox": "leah@contoso.com", "id": repair["id"],
+                   "patch": {"subject": "Printer repair (toner)"}}),
+    )
+    .await;
+    let before = sim.state().await;
+    let out = sim.expect(&["sync", "--once"], 0).await;
+    assert!(
+        out.contains("update in Halo: \"Printer repair (toner)\""),
+        "{out}"
+    );
+    let after = sim.state().await;
+    assert_eq!(requests(&after, DELTA), requests(&before, DELTA), "{out}");
+    assert_eq!(
+        subjects(&sim.appointments().await),
+        ["Desk move (2nd floor)", "Printer repair (toner)"]
+    );
 }

@@ -408,3 +408,86 @@ async fn listings_ask_for_a_hundred_a_page_and_a_next_link_sent_twice_stops_the_
         "{prefers:?}"
     );
 }
+
+#[tokio::test]
+async fn first_delta_pages_of_several_mailboxes_come_in_one_batch_and_carry_their_rounds_on() {
+    let h = Harness::start().await;
+    let now = h.now();
+    for mailbox in [OK, ADMIN] {
+        h.control(
+            "seed",
+            json!({"events": {mailbox: [
+                {"subject": format!("Before {mailbox}"), "start": at(now + chrono::Duration::days(1)),
+                 "end": at(now + chrono::Duration::days(1) + chrono::Duration::hours(1))}
+            ]}}),
+        )
+        .await;
+    }
+    let client = h.app_client();
+    let window = window(&h);
+    let mut links = Vec::new();
+    for mailbox in [OK, ADMIN] {
+        let round = client
+            .calendar_view_delta(mailbox, window, None, None)
+            .expect("start")
+            .collect()
+            .await
+            .expect("round");
+        links.push((mailbox.to_string(), round.delta_link));
+    }
+    h.control(
+        "seed",
+        json!({"events": {ADMIN: [
+            {"subject": "After", "start": at(now + chrono::Duration::days(2)),
+             "end": at(now + chrono::Duration::days(2) + chrono::Duration::hours(1))}
+        ]}}),
+    )
+    .await;
+    // An unlicensed mailbox's item fails inside the batch.
+    let ghost = links[0]
+        .1
+        .replace("leah%40contoso%2Ecom", "ghost%40contoso%2Ecom");
+    assert_ne!(ghost, links[0].1);
+    links.push(("ghost@contoso.com".into(), ghost));
+    let batches = h.route_count("POST /v1.0/$batch").await;
+    let deltas = h
+        .route_count("GET /v1.0/users/{u}/calendarView/delta")
+        .await;
+    let pages = client.first_delta_pages(&links).await;
+    assert_eq!(h.route_count("POST /v1.0/$batch").await, batches + 1);
+    assert_eq!(
+        h.route_count("GET /v1.0/users/{u}/calendarView/delta")
+            .await,
+        deltas
+    );
+    assert_eq!(
+        h.route_count("GET /v1.0/users/{u}/calendarView/delta (in $batch)")
+            .await,
+        3
+    );
+    // The ghost's item failed: left out, to be asked for alone.
+    let mut read: Vec<&String> = pages.keys().collect();
+    read.sort();
+    assert_eq!(read, [ADMIN, OK]);
+    for (mailbox, link) in &links[..2] {
+        let first = &pages[mailbox];
+        assert_eq!(first.link(), link);
+        let round = client
+            .calendar_view_delta_from(mailbox, window, first)
+            .collect()
+            .await
+            .expect("round from the page read ahead");
+        let subjects: Vec<_> = round
+            .changed
+            .iter()
+            .filter_map(|e| e.subject.clone())
+            .collect();
+        let expected: Vec<&str> = if mailbox == ADMIN {
+            vec!["After"]
+        } else {
+            vec![]
+        };
+        assert_eq!(subjects, expected, "{mailbox}");
+        assert!(!round.delta_link.is_empty(), "{mailbox}");
+    }
+}

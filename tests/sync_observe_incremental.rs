@@ -18,7 +18,7 @@ use halosync::sim::server::RunningSimulator;
 use halosync::store::{AgentRow, Store};
 use halosync::sync::graph_map::GraphMapping;
 use halosync::sync::halo_map::{AgentDirectory, HaloMapping};
-use halosync::sync::observe::{Cursors, Observation, Observer};
+use halosync::sync::observe::{Cursors, Observation, Observer, ReadAhead};
 use halosync::sync::plan::{Item, Link, Seen};
 use serde_json::{Value, json};
 
@@ -128,7 +128,7 @@ impl Sim {
                 attendees: AttendeeMode::None,
             },
             agents: &self.agents,
-            shared_halo: None,
+            read_ahead: ReadAhead::default(),
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::sim::graph::IN_BATCH;
 use crate::sim::server::Simulator;
 
 /// Requests the simulator served, per upstream and route, at one moment.
@@ -40,8 +41,10 @@ fn difference(now: &BTreeMap<String, u64>, then: &BTreeMap<String, u64>) -> BTre
         .collect()
 }
 
-/// Requests per side over a phase. Graph counts each request inside a
-/// `$batch` as Graph's throttling does (the batch itself counts once more).
+/// Requests per side over a phase, by route. A `$batch` is one Graph
+/// request; the requests inside it are listed under their own routes
+/// (ending in [`IN_BATCH`]) and counted apart, since Graph's per-mailbox
+/// throttling counts each of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Requests {
     pub graph: BTreeMap<String, u64>,
@@ -49,8 +52,22 @@ pub struct Requests {
 }
 
 impl Requests {
+    /// HTTP requests to Graph (a `$batch` once).
     pub fn graph_total(&self) -> u64 {
-        self.graph.values().sum()
+        self.graph
+            .iter()
+            .filter(|(route, _)| !route.ends_with(IN_BATCH))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Requests sent inside `$batch` calls.
+    pub fn graph_batched_items(&self) -> u64 {
+        self.graph
+            .iter()
+            .filter(|(route, _)| route.ends_with(IN_BATCH))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     pub fn halo_total(&self) -> u64 {
@@ -150,11 +167,16 @@ mod tests {
             halo: BTreeMap::new(),
         };
         let now = RequestSnapshot {
-            graph: BTreeMap::from([("GET /a".to_string(), 5), ("GET /b".to_string(), 1)]),
+            graph: BTreeMap::from([
+                ("GET /a".to_string(), 5),
+                ("GET /b".to_string(), 1),
+                (format!("GET /c {IN_BATCH}"), 20),
+            ]),
             halo: BTreeMap::from([("GET /halo/api/Appointment".to_string(), 3)]),
         };
         let phase = now.since(&then);
         assert_eq!(phase.graph_total(), 4);
+        assert_eq!(phase.graph_batched_items(), 20);
         assert_eq!(phase.halo_pages(), 3);
         assert_eq!(phase.total(), 7);
     }

@@ -10,7 +10,10 @@ use super::strategy::{RescanSummary, RunSummary};
 /// Requests of a phase per side, with their routes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RequestFigures {
+    /// HTTP requests to Graph (a `$batch` once).
     pub graph: u64,
+    /// Requests inside those `$batch`es (each throttled on its own).
+    pub graph_batched_items: u64,
     pub halo: u64,
     pub total: u64,
     /// The least time Halo's 300 per rolling 5 minutes would impose on
@@ -23,6 +26,7 @@ impl From<Requests> for RequestFigures {
     fn from(requests: Requests) -> Self {
         Self {
             graph: requests.graph_total(),
+            graph_batched_items: requests.graph_batched_items(),
             halo: requests.halo_total(),
             total: requests.total(),
             halo_limit_floor_s: halo_limit_floor(requests.halo_total()).as_secs(),
@@ -70,9 +74,8 @@ pub struct CycleFigures {
     pub run: RunSummary,
 }
 
-/// The least requests a cycle with nothing changed can make: one delta
-/// request per mailbox (halosync does not batch delta rounds) and one Halo
-/// page.
+/// The least requests a cycle with nothing changed can make: one `$batch`
+/// of delta requests per 20 mailboxes and one Halo page.
 #[derive(Debug, Clone, Serialize)]
 pub struct SteadyFigures {
     pub cycle: CycleFigures,

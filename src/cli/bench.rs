@@ -188,7 +188,10 @@ pub fn table(report: &BenchReport) -> String {
         vec![
             phase.to_string(),
             wall,
-            r.graph.to_string(),
+            match r.graph_batched_items {
+                0 => r.graph.to_string(),
+                items => format!("{} ({items} in $batch)", r.graph),
+            },
             r.halo.to_string(),
             limit(r),
             note,
@@ -214,7 +217,7 @@ pub fn table(report: &BenchReport) -> String {
             seconds(s.cycle.wall_ms),
             &s.cycle.requests,
             format!(
-                "{:.2} × the minimum ({} Graph + {} Halo), {} writes",
+                "{:.2} × the minimum ({} Graph with $batch + {} Halo), {} writes",
                 s.ratio_to_minimum, s.minimum_graph, s.minimum_halo, s.cycle.run.writes
             ),
         ),

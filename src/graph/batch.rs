@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::client::{Call, GraphClient, decode};
 use super::error::GraphError;
+use super::events::PAGE_SIZE;
 use crate::http::parse_retry_after;
 
 /// Graph takes at most this many requests per `$batch`.
@@ -180,7 +181,8 @@ impl GraphClient {
         requests: &[&BatchRequest],
     ) -> Result<Vec<BatchResponse>, GraphError> {
         // The batch carries no Prefer of its own that reaches the items.
-        let prefer = self.preferences(None);
+        // The page size matters only to the listings among them.
+        let prefer = self.preferences(Some(PAGE_SIZE));
         let items: Vec<Value> = requests
             .iter()
             .map(|request| {

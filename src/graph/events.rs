@@ -71,7 +71,7 @@ impl Window {
 }
 
 /// One page of a collection.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Page<T> {
     #[serde(default = "Vec::new")]
     pub value: Vec<T>,

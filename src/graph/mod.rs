@@ -19,7 +19,7 @@ mod subscriptions;
 
 pub use batch::{BatchRequest, BatchResponse, MAX_BATCH_REQUESTS};
 pub use client::{GraphClient, GraphClientOptions, GraphUpstreams, MAILBOX_BUDGET_WINDOW};
-pub use delta::{DeltaPage, DeltaPages, DeltaRound};
+pub use delta::{DeltaPage, DeltaPages, DeltaRound, FirstDeltaPage};
 pub use error::{Access, GraphError};
 pub use events::{MAX_TRANSLATE_IDS, PAGE_SIZE, TranslatedId, Window};
 pub use subscriptions::{NewSubscription, Subscription, named_limit_minutes};

@@ -3,11 +3,14 @@
 //! How a run is shown (printed, or counted in metrics) is the caller's
 //! [`Reporter`].
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::halo_map::AgentDirectory;
+use super::observe::ReadAhead;
 use super::run::{AgentOutcome, AgentRun, Engine, RunOptions};
-use crate::config::Config;
+use crate::config::{Config, ConnectionKind};
+use crate::graph::FirstDeltaPage;
 use crate::halo::Agent;
 use crate::session::{Session, connection_client, served};
 use crate::store::Store;
@@ -72,6 +75,8 @@ pub async fn run_agents(
     )
     .with_owner_overrides(&config.connections);
     let shared_halo = engine.shared_halo(agents, options);
+    let mut first_delta_pages =
+        read_delta_pages_ahead(config, session, &engine, agents, options).await;
     let mut verdict = Verdict::default();
     for (n, agent) in agents.iter().enumerate() {
         if n > 0 && !reporter.progress(0, 0) {
@@ -117,7 +122,10 @@ pub async fn run_agents(
                 &connection.name,
                 &graph,
                 options,
-                &shared_halo,
+                ReadAhead {
+                    halo: shared_halo.listing_of(agent.id),
+                    first_delta_page: first_delta_pages.remove(&mailbox).as_ref(),
+                },
                 &mut |done, total| reporter.progress(done, total),
             )
             .await;
@@ -136,4 +144,50 @@ pub async fn run_agents(
         reporter.finished(agent, &AgentResult::Ran(run));
     }
     verdict
+}
+
+/// The first page of every incremental agent's delta round, read through
+/// `$batch` by each connection whose one sign-in reads every mailbox it
+/// serves (a per-agent connection has a token per mailbox, so nothing to
+/// share): with nothing changed, that page is the whole round, so 20
+/// mailboxes cost one request. By mailbox; a connection with a single such
+/// mailbox is left to its own round.
+async fn read_delta_pages_ahead(
+    config: &Config,
+    session: &Session,
+    engine: &Engine<'_>,
+    agents: &[&Agent],
+    options: RunOptions,
+) -> HashMap<String, FirstDeltaPage> {
+    let mut pages = HashMap::new();
+    for connection in &config.connections {
+        if connection.kind == ConnectionKind::PerAgent {
+            continue;
+        }
+        let served = agents.iter().filter_map(|agent| {
+            let mailbox = agent.mailbox()?;
+            let first = config
+                .connections
+                .iter()
+                .find(|c| c.agents.serves(&mailbox))?;
+            (first.name == connection.name).then_some((agent.id, mailbox))
+        });
+        let links = engine.delta_links(served, options);
+        if links.len() < 2 {
+            continue;
+        }
+        match connection_client(
+            connection,
+            &session.upstreams,
+            session.tokens.as_ref(),
+            None,
+        ) {
+            Ok(graph) => pages.extend(graph.first_delta_pages(&links).await),
+            // Each agent's run builds its own client and reports why.
+            Err(error) => {
+                tracing::debug!(connection = %connection.name, %error, "delta pages not read ahead")
+            }
+        }
+    }
+    pages
 }

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use super::apply::{Applied, apply_with};
 use super::engine::{MailboxSync, WriteSettings};
 use super::halo_map::AgentDirectory;
-use super::observe::{Cursors, Details, ObserveError, Observer, SharedHalo};
+use super::observe::{Cursors, Details, ObserveError, Observer, ReadAhead, SharedHalo};
 use super::owner::OwnerOverride;
 use super::plan::{Action, Plan, Policy, Side, Source, plan};
 use super::replay::Replayed;
@@ -159,7 +159,7 @@ impl<'a> Engine<'a> {
         connection: &str,
         graph: &GraphClient,
         options: RunOptions,
-        shared_halo: &SharedHalo,
+        read_ahead: ReadAhead<'_>,
         progress: &mut (dyn FnMut(usize, usize) -> bool + Send),
     ) -> AgentRun {
         let mailbox = agent.mailbox().unwrap_or_default();
@@ -230,7 +230,7 @@ impl<'a> Engine<'a> {
             halo_mapping: self.settings.halo_mapping,
             graph_mapping: self.settings.graph_mapping,
             agents: self.agents,
-            shared_halo: shared_halo.listing_of(agent.id),
+            read_ahead,
         };
         let previous = match self.cursors(agent.id, &mailbox, options) {
             Ok(previous) => previous,
@@ -330,6 +330,33 @@ impl<'a> Engine<'a> {
             }
         });
         SharedHalo::new(cursors, self.window)
+    }
+
+    /// The saved delta link of each of `mailboxes` whose run will be
+    /// incremental, to read the first pages of their rounds ahead.
+    pub fn delta_links(
+        &self,
+        mailboxes: impl IntoIterator<Item = (i64, String)>,
+        options: RunOptions,
+    ) -> Vec<(String, String)> {
+        if options.pass == Pass::Full || options.mode != Mode::Sync {
+            return Vec::new();
+        }
+        let Ok(store) = self.store.lock() else {
+            return Vec::new();
+        };
+        let window = (self.window.start, self.window.end);
+        mailboxes
+            .into_iter()
+            .filter(|(agent_id, _)| {
+                matches!(store.halo_cursor(*agent_id, HALO_CURSOR_SCOPE), Ok(Some(_)))
+            })
+            .filter_map(|(_, mailbox)| match store.delta_link(&mailbox, window) {
+                Ok(Some(link)) => Some((mailbox, link)),
+                // The agent's own run reads (or reports) it.
+                _ => None,
+            })
+            .collect()
     }
 
     /// Where an incremental run starts: `None` for a full pass (asked for,

@@ -44,6 +44,7 @@ pub use control::{
     Delivery, GraphAction, GraphFaults, GraphSeed, GraphSimError, GraphState, Invitation,
     LifecycleFault, SeedMailbox,
 };
+pub use routes::IN_BATCH;
 pub use store::MailboxState;
 
 /// What the composer hands the Graph simulator.

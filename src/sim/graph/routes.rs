@@ -279,6 +279,9 @@ async fn entry(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     dispatch(&shared, request, true).await.into_http()
 }
 
+/// What the route counts of a `$batch`'s items end with.
+pub const IN_BATCH: &str = "(in $batch)";
+
 /// Serves one request (top-level or inside `$batch`), adding Graph's
 /// correlation headers and error shape.
 pub(crate) fn dispatch<'a>(
@@ -321,12 +324,17 @@ async fn handle(
         .as_ref()
         .map_or_else(|| "(unmatched)".to_string(), |(_, t)| t.clone());
     {
+        // `requests` counts HTTP requests; a batch's items are counted by
+        // route apart from top-level requests, so a client that batches can
+        // be told from one that does not.
         let mut inner = shared.lock();
-        inner.requests += 1;
-        *inner
-            .by_route
-            .entry(format!("{} {template}", request.method))
-            .or_default() += 1;
+        let key = if allow_batch {
+            inner.requests += 1;
+            format!("{} {template}", request.method)
+        } else {
+            format!("{} {template} {IN_BATCH}", request.method)
+        };
+        *inner.by_route.entry(key).or_default() += 1;
     }
     let Some((route, _)) = parsed else {
         let segment = request

@@ -1,6 +1,7 @@
 //! The incremental pass: only what changed since the previous cursors.
 //!
-//! Exchange: one calendarView delta round from the saved delta link. Changed
+//! Exchange: one calendarView delta round from the saved delta link (its
+//! first page possibly read ahead in a `$batch` with other mailboxes'). Changed
 //! events are observed; `@removed` ids, cancelled events and occurrences
 //! that could not be read in full are suspects, and a suspect a link names
 //! is read back (gone → deleted; still in the window → observed; elsewhere
@@ -144,11 +145,24 @@ impl Observer<'_> {
         let Some(link) = link else {
             return whole().await;
         };
-        let round = self
-            .graph
-            .calendar_view_delta(mailbox, window, Some(link), None)?
-            .collect()
-            .await;
+        let round = match self
+            .read_ahead
+            .first_delta_page
+            .filter(|first| first.link() == link)
+        {
+            Some(first) => {
+                self.graph
+                    .calendar_view_delta_from(mailbox, window, first)
+                    .collect()
+                    .await
+            }
+            None => {
+                self.graph
+                    .calendar_view_delta(mailbox, window, Some(link), None)?
+                    .collect()
+                    .await
+            }
+        };
         match round {
             Err(GraphError::ResyncRequired { code, .. }) => {
                 tracing::info!(mailbox, %code, "Graph no longer knows the delta link; reading the window afresh");
@@ -167,7 +181,10 @@ impl Observer<'_> {
         include_deleted: bool,
         since: DateTime<Utc>,
     ) -> Result<Cow<'_, AppointmentListing>, HaloError> {
-        if let Some(shared) = self.shared_halo.filter(|shared| shared.since() <= since)
+        if let Some(shared) = self
+            .read_ahead
+            .halo
+            .filter(|shared| shared.since() <= since)
             && let Some(listing) = shared.rows(self.halo, include_deleted).await?
         {
             return Ok(Cow::Borrowed(listing));

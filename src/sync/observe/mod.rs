@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::graph::model::{Event, EventType};
-use crate::graph::{GraphClient, GraphError, Window};
+use crate::graph::{FirstDeltaPage, GraphClient, GraphError, Window};
 use crate::halo::{
     Appointment as HaloAppointment, AppointmentListing, AppointmentQuery, HaloClient, HaloError,
 };
@@ -128,9 +128,18 @@ pub struct Observer<'a> {
     pub halo_mapping: HaloMapping,
     pub graph_mapping: GraphMapping,
     pub agents: &'a AgentDirectory,
+    pub read_ahead: ReadAhead<'a>,
+}
+
+/// What a run read once for many agents, this agent's share of it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReadAhead<'a> {
     /// The Halo listing this agent shares with others in the run, if any
     /// ([`SharedHalo`]); else the incremental pass lists the agent alone.
-    pub shared_halo: Option<&'a SharedListing>,
+    pub halo: Option<&'a SharedListing>,
+    /// The first page of the mailbox's delta round, if it was read ahead
+    /// with other mailboxes' (used only when it came from the same link).
+    pub first_delta_page: Option<&'a FirstDeltaPage>,
 }
 
 /// What a pass has found so far.

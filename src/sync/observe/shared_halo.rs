@@ -28,9 +28,9 @@ use crate::halo::{AppointmentListing, HaloClient, HaloError};
 /// How far behind the newest cursor an agent's may be and still share.
 pub const SHARED_CURSOR_SPAN: Duration = Duration::hours(1);
 
-/// Agents per shared listing: keeps its URL short (about 6 characters an
-/// agent).
-pub const AGENTS_PER_LISTING: usize = 100;
+/// Agents per shared listing. Each id adds up to 7 characters to the query
+/// string; 200 keeps it well under the 2,048 IIS allows by default.
+pub const AGENTS_PER_LISTING: usize = 200;
 
 /// The shared listings of one run, by agent.
 #[derive(Debug, Default)]
