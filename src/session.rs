@@ -7,8 +7,8 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConnectionConfig, ConnectionKind};
 use crate::graph::auth::{AuthError, Flow, RefreshTokens, StoredRefreshTokens};
 use crate::graph::{GraphClient, GraphClientOptions, GraphError, GraphUpstreams};
-use crate::halo::{Agent, HaloClient, HaloError};
-use crate::http::{HttpError, MemoryRequestLog, SharedRequestLog};
+use crate::halo::{Agent, HaloClient, HaloClientOptions, HaloError};
+use crate::http::{HttpError, MemoryRequestLog, RollingBudget, SharedRequestLog};
 use crate::store::Store;
 use crate::token_cipher::TokenCipher;
 use crate::webhook::GraphClients;
@@ -228,8 +228,28 @@ impl Session {
         store: Option<Arc<Mutex<Store>>>,
         log: SharedRequestLog,
     ) -> Result<Self, SessionError> {
+        Self::open_sharing(config, store, log, None).await
+    }
+
+    /// [`Session::open_with`] counting Halo requests against
+    /// `halo_budget` when given (the service's, shared by all its jobs) —
+    /// else against a budget of this session's own.
+    pub async fn open_sharing(
+        config: &Config,
+        store: Option<Arc<Mutex<Store>>>,
+        log: SharedRequestLog,
+        halo_budget: Option<Arc<RollingBudget>>,
+    ) -> Result<Self, SessionError> {
         let clock: SharedClock = Arc::new(SystemClock);
-        let halo = HaloClient::new(&config.halo, log.clone(), clock.clone())?;
+        let halo = HaloClient::with_options(
+            &config.halo,
+            log.clone(),
+            clock.clone(),
+            HaloClientOptions {
+                budget: halo_budget,
+                ..HaloClientOptions::default()
+            },
+        )?;
         let agents = halo.agents().await?;
         let upstreams = GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default())?;
         let tokens = refresh_tokens(config, &clock, store).map_err(SessionError::SignIns)?;

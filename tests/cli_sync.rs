@@ -8,7 +8,7 @@ mod common;
 mod sync_sim;
 
 use serde_json::{Value, json};
-use sync_sim::{SyncSim, appointment, by_subject, day, event, subjects};
+use sync_sim::{SyncSim, appointment, by_subject, day, event, subjects, writes};
 
 fn seed() -> Value {
     let mut private = event("Dentist", 3, 15, 16);
@@ -21,20 +21,6 @@ fn seed() -> Value {
         "events": {"leah@contoso.com": [event("Server room audit", 1, 9, 10), event("Stand-up", 2, 9, 10), private]},
         "appointments": [appointment("Printer repair", 2, 2, 13, 14), appointment("Stand-up", 2, 2, 9, 10)]
     })
-}
-
-/// Requests that changed something upstream, by route.
-fn writes(state: &Value) -> usize {
-    state["requests"]["by_route"]
-        .as_object()
-        .expect("by_route")
-        .iter()
-        // halosync's batches are of reads.
-        .filter(|(route, _)| {
-            !route.starts_with("GET ") && !route.contains("token") && !route.contains("$batch")
-        })
-        .map(|(_, n)| n.as_u64().unwrap_or(0) as usize)
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

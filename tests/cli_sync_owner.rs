@@ -16,7 +16,7 @@ use halosync::store::{Store, WriteKind};
 use halosync::sync::apply::transaction_id;
 use halosync::sync::plan::Side;
 use serde_json::{Value, json};
-use sync_sim::{SyncSim, appointment, day};
+use sync_sim::{SyncSim, appointment, day, writes};
 
 const LEAH: &str = "leah@contoso.com";
 const AMIR: &str = "amir@contoso.com";
@@ -45,17 +45,6 @@ async fn start(update_scheduler: bool) -> SyncSim {
         "",
     )
     .await
-}
-
-/// Requests that changed something upstream.
-fn writes(state: &Value) -> u64 {
-    state["requests"]["by_route"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("token"))
-        .map(|(_, n)| n.as_u64().unwrap())
-        .sum()
 }
 
 /// The one event of `mailbox`.

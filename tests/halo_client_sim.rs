@@ -13,7 +13,7 @@ use halosync::config::HaloConfig;
 use halosync::halo::{
     Appointment, AppointmentQuery, HaloClient, HaloClientOptions, HaloError, PAGE_SIZE,
 };
-use halosync::http::{MemoryRequestLog, RequestRecord, RetryPolicy};
+use halosync::http::{MemoryRequestLog, RequestRecord, RetryPolicy, RollingBudget};
 use halosync::sim::faults::{FaultAction, FaultRule, FaultSettings};
 use halosync::sim::halo::{HaloFaults, HaloSeed, HaloSim, HaloSimConfig, RateLimit};
 use halosync::sim::token::TokenAuthority;
@@ -658,5 +658,58 @@ async fn the_clients_own_budget_keeps_it_under_halos_limit() {
         records.iter().all(|r| r.status == Some(200)),
         "{:?}",
         harness.paths()
+    );
+}
+
+#[tokio::test]
+async fn clients_sharing_a_budget_keep_under_halos_limit_together() {
+    let harness = start(None).await;
+    harness
+        .sim
+        .set_faults(HaloFaults {
+            rate_limit: Some(RateLimit {
+                requests: 4,
+                window_seconds: 1,
+            }),
+            ..HaloFaults::default()
+        })
+        .unwrap();
+    // Two clients (two of the service's jobs), three requests a second
+    // between them against Halo's four. Each alone would send three a
+    // second, six together: Halo would answer 429.
+    let mut config = harness.config();
+    config.requests_per_5_minutes = 3;
+    let budget = Arc::new(RollingBudget::new(3, StdDuration::from_secs(1)));
+    let client = || {
+        HaloClient::with_options(
+            &config,
+            harness.log.clone(),
+            harness.clock.clone(),
+            HaloClientOptions {
+                retry: fast_retries(),
+                budget: Some(budget.clone()),
+                ..HaloClientOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let (first, second) = (client(), client());
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        first.me().await.unwrap();
+        second.me().await.unwrap();
+    }
+    let records = harness.log.records();
+    // Each client's discovery and token, then four calls: eight in all.
+    assert_eq!(records.len(), 8, "{:?}", harness.paths());
+    assert!(
+        records.iter().all(|r| r.status == Some(200)),
+        "{:?}",
+        harness.paths()
+    );
+    assert!(
+        started.elapsed() >= StdDuration::from_secs(2),
+        "eight requests at three a second take over two seconds: {:?}",
+        started.elapsed()
     );
 }

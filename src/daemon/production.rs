@@ -151,7 +151,14 @@ async fn sync(
 ) -> JobOutcome {
     let config = &context.config;
     let (log, writer) = metered_log(context);
-    let outcome = match Session::open_with(config, Some(context.store.clone()), log).await {
+    let outcome = match Session::open_sharing(
+        config,
+        Some(context.store.clone()),
+        log,
+        Some(context.halo_budget.clone()),
+    )
+    .await
+    {
         Err(error) => JobOutcome::Failed {
             error: error.to_string(),
         },

@@ -58,7 +58,14 @@ impl SubscriptionUpkeep {
     /// subscriptions in step with those served.
     pub async fn run(&self, context: &Context, log: SharedRequestLog) -> JobOutcome {
         let config = &context.config;
-        let session = match Session::open_with(config, Some(context.store.clone()), log).await {
+        let session = match Session::open_sharing(
+            config,
+            Some(context.store.clone()),
+            log,
+            Some(context.halo_budget.clone()),
+        )
+        .await
+        {
             Ok(session) => session,
             Err(error) => {
                 return JobOutcome::Failed {

@@ -48,6 +48,10 @@ pub struct HaloClientOptions {
     pub retry: RetryPolicy,
     /// The budget is `requests_per_5_minutes` per this window.
     pub budget_window: Duration,
+    /// A budget shared with other clients of the same Halo (the service's
+    /// jobs each open a client, and Halo's limit is for all of them); `None`
+    /// gives this client its own.
+    pub budget: Option<Arc<RollingBudget>>,
 }
 
 impl Default for HaloClientOptions {
@@ -56,6 +60,7 @@ impl Default for HaloClientOptions {
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
             budget_window: RATE_LIMIT_WINDOW,
+            budget: None,
         }
     }
 }
@@ -86,10 +91,12 @@ impl HaloClient {
         let settings = UpstreamSettings {
             timeouts: options.timeouts,
             retry: options.retry,
-            budget: Some(Arc::new(RollingBudget::new(
-                config.requests_per_5_minutes,
-                options.budget_window,
-            ))),
+            budget: Some(options.budget.unwrap_or_else(|| {
+                Arc::new(RollingBudget::new(
+                    config.requests_per_5_minutes,
+                    options.budget_window,
+                ))
+            })),
             error_text: Some(error_text),
             ..UpstreamSettings::new(Upstream::Halo)
         };

@@ -37,6 +37,21 @@ pub fn event(subject: &str, offset: i64, from: u32, to: u32) -> Value {
            "end": {"dateTime": format!("{date}T{to:02}:00:00"), "timeZone": "UTC"}})
 }
 
+/// Requests that changed something upstream, by route: everything but
+/// reads, token requests and `$batch`es (halosync batches reads only; the
+/// writes inside one would be counted under their own routes).
+pub fn writes(state: &Value) -> u64 {
+    state["requests"]["by_route"]
+        .as_object()
+        .expect("by_route")
+        .iter()
+        .filter(|(route, _)| {
+            !route.starts_with("GET ") && !route.contains("token") && !route.contains("$batch")
+        })
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum()
+}
+
 /// A Halo appointment JSON for `agent_id`.
 pub fn appointment(subject: &str, agent_id: i64, offset: i64, from: u32, to: u32) -> Value {
     json!({"subject": subject, "agent_id": agent_id,

@@ -77,6 +77,7 @@ pub fn context(dir: &Path, schedules: &[(JobName, &str)], clock: SharedClock) ->
     let config = config(dir, schedules);
     let store = Store::open(&config.store.path).expect("open store");
     Context {
+        halo_budget: Context::halo_budget(&config),
         config: Arc::new(config),
         store: Arc::new(Mutex::new(store)),
         metrics: Metrics::new(),

@@ -159,8 +159,8 @@ mod tests {
     }
 
     #[test]
-    fn many_agents_are_split_into_listings_of_a_hundred_and_one_alone_shares_nothing() {
-        let shared = SharedHalo::new((0..250).map(|agent| (agent, at(0))), window());
+    fn many_agents_are_split_into_listings_of_two_hundred_and_one_alone_shares_nothing() {
+        let shared = SharedHalo::new((0..450).map(|agent| (agent, at(0))), window());
         assert_eq!(shared.listings.len(), 3);
         assert_eq!(
             shared
@@ -168,9 +168,9 @@ mod tests {
                 .iter()
                 .map(|l| l.agents.len())
                 .collect::<Vec<_>>(),
-            [100, 100, 50]
+            [200, 200, 50]
         );
-        assert!((0..250).all(|agent| shared.listing_of(agent).is_some()));
+        assert!((0..450).all(|agent| shared.listing_of(agent).is_some()));
         let alone = SharedHalo::new([(7, at(0))], window());
         assert!(alone.listing_of(7).is_none());
         assert!(SharedHalo::new([], window()).listing_of(7).is_none());
