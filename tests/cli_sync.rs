@@ -221,3 +221,48 @@ async fn agents_share_one_halo_listing_and_one_batch_of_delta_pages_and_each_get
         ["Desk move (2nd floor)", "Printer repair (toner)"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_edits_reach_halo_in_one_save_request() {
+    let seed = json!({
+        "agents": [{"id": 2, "name": "Leah", "email": "leah@contoso.com"}],
+        "mailboxes": [{"upn": "leah@contoso.com"}],
+        "events": {"leah@contoso.com": [event("Audit", 1, 9, 10), event("Backup check", 2, 9, 10),
+                                        event("Cabling", 3, 9, 10)]},
+        "appointments": [appointment("Desk move", 2, 4, 9, 10), appointment("Escalation", 2, 5, 9, 10)]
+    });
+    let sim = SyncSim::start(seed, "").await;
+    sim.expect(&["sync", "--once"], 0).await;
+    let events = sim.events("leah@contoso.com").await;
+    let appointments = sim.appointments().await;
+    // Three people's edits in Exchange and two in Halo, in one run.
+    for subject in ["Audit", "Backup check", "Cabling"] {
+        sim.act(json!({"op": "update_event", "mailbox": "leah@contoso.com",
+                       "id": by_subject(&events, subject)["id"],
+                       "patch": {"subject": format!("{subject} (moved)")}}))
+            .await;
+    }
+    for subject in ["Desk move", "Escalation"] {
+        sim.act(
+            json!({"op": "update_appointment", "id": by_subject(&appointments, subject)["id"],
+                       "changes": {"subject": format!("{subject} (moved)")}}),
+        )
+        .await;
+    }
+    let before = sim.state().await;
+    let out = sim.expect(&["sync", "--once"], 0).await;
+    let after = sim.state().await;
+    const SAVE: &str = "POST /halo/api/Appointment";
+    assert_eq!(requests(&after, SAVE) - requests(&before, SAVE), 1, "{out}");
+    assert_eq!(out.matches("update in Halo:").count(), 3, "{out}");
+    assert_eq!(out.matches("update in Exchange:").count(), 2, "{out}");
+    let moved = [
+        "Audit (moved)",
+        "Backup check (moved)",
+        "Cabling (moved)",
+        "Desk move (moved)",
+        "Escalation (moved)",
+    ];
+    assert_eq!(subjects(&sim.appointments().await), moved);
+    assert_eq!(subjects(&sim.events("leah@contoso.com").await), moved);
+}

@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeZone, Utc};
 use halosync::config::{ConflictPolicy, DeleteGuard, DeletePolicy, EditDeletePolicy};
 use halosync::model::Appointment;
-use halosync::sync::apply::{Calendars, CreatedEvent, Links, Origin, WriteError, apply};
+use halosync::sync::apply::{
+    Calendars, CreatedEvent, HaloUpdate, Links, Origin, WriteError, apply,
+};
 use halosync::sync::plan::{
     Action, GraphId, HaloId, Item, Link, LinkId, Policy, Seen, Snapshot, Synced, plan,
 };
@@ -264,23 +266,29 @@ impl Calendars for World {
 
     async fn update_in_halo(
         &mut self,
-        target: &Synced<HaloId>,
-        content: &Appointment,
-        _origin: &Item<GraphId>,
-    ) -> Result<Item<HaloId>, WriteError> {
-        self.write()?;
-        let Some((logical, marker)) = self
-            .halo
-            .get(&target.id)
-            .map(|s| (s.logical, s.marker.clone()))
-        else {
-            return Err(WriteError::NotFound);
-        };
-        let mut stored = self.stored(content.clone(), logical);
-        stored.marker = marker;
-        let item = Self::item(&target.id, &stored);
-        self.halo.insert(target.id, stored);
-        Ok(item)
+        updates: &[HaloUpdate<'_>],
+    ) -> Vec<Result<Item<HaloId>, WriteError>> {
+        // One request: it fails, or saves each (a vanished target alone fails).
+        if let Err(error) = self.write() {
+            return vec![Err(error); updates.len()];
+        }
+        updates
+            .iter()
+            .map(|update| {
+                let Some((logical, marker)) = self
+                    .halo
+                    .get(&update.target.id)
+                    .map(|s| (s.logical, s.marker.clone()))
+                else {
+                    return Err(WriteError::NotFound);
+                };
+                let mut stored = self.stored(update.content.clone(), logical);
+                stored.marker = marker;
+                let item = Self::item(&update.target.id, &stored);
+                self.halo.insert(update.target.id, stored);
+                Ok(item)
+            })
+            .collect()
     }
 
     async fn delete_in_halo(&mut self, target: &Synced<HaloId>) -> Result<(), WriteError> {

@@ -67,13 +67,12 @@ pub trait Calendars {
         &mut self,
         origins: &[&Item<GraphId>],
     ) -> impl Future<Output = Vec<Result<Item<HaloId>, WriteError>>> + Send;
-    /// Overwrites `target` with `content` (copied from `origin`).
+    /// Overwrites each update's target with its content (in one request,
+    /// as [`Calendars::create_in_halo`]); one result per update, in order.
     fn update_in_halo(
         &mut self,
-        target: &Synced<HaloId>,
-        content: &Appointment,
-        origin: &Item<GraphId>,
-    ) -> impl Future<Output = Result<Item<HaloId>, WriteError>> + Send;
+        updates: &[HaloUpdate<'_>],
+    ) -> impl Future<Output = Vec<Result<Item<HaloId>, WriteError>>> + Send;
     fn delete_in_halo(
         &mut self,
         target: &Synced<HaloId>,
@@ -93,6 +92,15 @@ pub trait Calendars {
         &mut self,
         target: &Synced<GraphId>,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// A Halo appointment overwritten with what an Exchange event holds.
+#[derive(Debug, Clone, Copy)]
+pub struct HaloUpdate<'a> {
+    pub target: &'a Synced<HaloId>,
+    pub content: &'a Appointment,
+    /// The event the content comes from.
+    pub origin: &'a Item<GraphId>,
 }
 
 /// An Exchange event created from a Halo appointment.
@@ -156,18 +164,32 @@ pub async fn apply_with<S: Calendars + Links + Send>(
 ) -> Applied {
     let total = actions.len();
     let mut applied = Applied::default();
-    let mut actions = actions.into_iter().peekable();
+    let mut actions = halo_updates_together(actions).into_iter().peekable();
     let mut done = 0;
     while let Some(action) = actions.next() {
-        if creates_in_halo(&action).is_some() {
+        let creates = creates_in_halo(&action).is_some();
+        if creates || updates_in_halo(&action).is_some() {
+            // Consecutive writes of one kind to Halo go in one request.
+            let same_kind = |a: &Action| {
+                if creates {
+                    creates_in_halo(a).is_some()
+                } else {
+                    updates_in_halo(a).is_some()
+                }
+            };
             let mut batch = vec![action];
-            while batch.len() < HALO_CREATE_BATCH
-                && let Some(next) = actions.next_if(|a| creates_in_halo(a).is_some())
+            while batch.len() < HALO_SAVE_BATCH
+                && let Some(next) = actions.next_if(same_kind)
             {
                 batch.push(next);
             }
             done += batch.len();
-            for (action, result) in create_batch_in_halo(&batch, sync).await {
+            let results = if creates {
+                create_batch_in_halo(&batch, sync).await
+            } else {
+                update_batch_in_halo(&batch, sync).await
+            };
+            for (action, result) in results {
                 match result {
                     Ok(()) => applied.done.push(action.clone()),
                     Err(error) => applied.failed.push((action.clone(), error)),
@@ -192,8 +214,73 @@ pub async fn apply_with<S: Calendars + Links + Send>(
     applied
 }
 
-/// Halo appointments created per request: the Halo client's own batch.
-const HALO_CREATE_BATCH: usize = crate::halo::SAVE_BATCH_SIZE;
+/// Halo appointments saved per request: the Halo client's own batch.
+const HALO_SAVE_BATCH: usize = crate::halo::SAVE_BATCH_SIZE;
+
+/// `actions` with every update of Halo moved up to the first, so they go in
+/// as few requests as possible. Each action concerns its own link, so the
+/// order between links does not matter.
+fn halo_updates_together(actions: Vec<Action>) -> Vec<Action> {
+    let Some(first) = actions.iter().position(|a| updates_in_halo(a).is_some()) else {
+        return actions;
+    };
+    let (updates, others): (Vec<Action>, Vec<Action>) = actions
+        .into_iter()
+        .partition(|a| updates_in_halo(a).is_some());
+    let mut ordered = others;
+    ordered.splice(first..first, updates);
+    ordered
+}
+
+/// The Halo overwrite `action` makes, if it is an update of Halo from
+/// Exchange.
+fn updates_in_halo(action: &Action) -> Option<HaloUpdate<'_>> {
+    match action {
+        Action::Update {
+            target: Target::Halo(target),
+            source: Source::Exchange(from),
+            ..
+        } => Some(HaloUpdate {
+            target,
+            content: &from.content,
+            origin: from,
+        }),
+        _ => None,
+    }
+}
+
+/// Writes the updates of `batch` (all updates of Halo) in one request, then
+/// records each one that was made.
+async fn update_batch_in_halo<'a, S: Calendars + Links + Send>(
+    batch: &'a [Action],
+    sync: &mut S,
+) -> Vec<(&'a Action, Result<(), String>)> {
+    let updates: Vec<HaloUpdate<'_>> = batch.iter().filter_map(updates_in_halo).collect();
+    let mut written = sync.update_in_halo(&updates).await.into_iter();
+    batch
+        .iter()
+        .map(|action| {
+            let (Action::Update { link, .. }, Some(update)) = (action, updates_in_halo(action))
+            else {
+                return (action, Err("not an update of Halo".to_owned()));
+            };
+            let result = match written.next() {
+                Some(Ok(halo)) => sync
+                    .save(
+                        Some(*link),
+                        Some(halo.synced()),
+                        Some(update.origin.synced()),
+                        Origin::Matched,
+                    )
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Some(Err(error)) => Err(error.to_string()),
+                None => Err("Halo answered for fewer appointments than were sent".to_owned()),
+            };
+            (action, result)
+        })
+        .collect()
+}
 
 /// The Exchange event a create in Halo copies, if `action` is one.
 fn creates_in_halo(action: &Action) -> Option<&Item<GraphId>> {
@@ -271,10 +358,12 @@ async fn apply_one<S: Calendars + Links + Send>(
                     (from.synced(), written.synced())
                 }
                 (Target::Halo(target), Source::Exchange(from)) => {
-                    let written = sync
-                        .update_in_halo(target, &from.content, from)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let update = HaloUpdate {
+                        target,
+                        content: &from.content,
+                        origin: from,
+                    };
+                    let written = update_one_in_halo(sync, update).await?;
                     (written.synced(), from.synced())
                 }
                 _ => return Err("an update must copy from one side to the other".into()),
@@ -312,16 +401,29 @@ async fn apply_one<S: Calendars + Links + Send>(
                     (halo.synced(), written.synced())
                 }
                 Some(Side::Halo) => {
-                    let written = sync
-                        .update_in_halo(&halo.synced(), &graph.content, graph)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let target = halo.synced();
+                    let update = HaloUpdate {
+                        target: &target,
+                        content: &graph.content,
+                        origin: graph,
+                    };
+                    let written = update_one_in_halo(sync, update).await?;
                     (written.synced(), graph.synced())
                 }
             };
             saved(sync.save(None, Some(halo_state), Some(graph_state), Origin::Matched))
         }
         Action::Forget { link } => sync.remove(*link).map_err(|e| e.to_string()),
+    }
+}
+
+async fn update_one_in_halo<C: Calendars + Send>(
+    sync: &mut C,
+    update: HaloUpdate<'_>,
+) -> Result<Item<HaloId>, String> {
+    match sync.update_in_halo(&[update]).await.into_iter().next() {
+        Some(written) => written.map_err(|e| e.to_string()),
+        None => Err("Halo answered for no appointment".to_owned()),
     }
 }
 

@@ -24,7 +24,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde_json::json;
 
-use super::apply::{Calendars, CreatedEvent, Links, Origin, WriteError, transaction_id};
+use super::apply::{
+    Calendars, CreatedEvent, HaloUpdate, Links, Origin, WriteError, transaction_id,
+};
 use super::graph_map::GraphMapping;
 use super::halo_map::{AgentDirectory, HaloMapping};
 use super::observe::{Details, EventIdentity};
@@ -186,34 +188,49 @@ impl<'a> MailboxSync<'a> {
             .map_err(|e| WriteError::Refused(format!("Exchange saved an event that {e}")))
     }
 
-    async fn save_in_halo(
+    /// Journals `payload` as one intent, then saves `rows` (creates or
+    /// overwrites, `kind`) in one request: one result per row, in order.
+    /// The intent is finished with the first link saved. An interrupted
+    /// create stays journaled (its appointments are paired with their
+    /// events by the entryid marker next run); an interrupted update is
+    /// observed afresh.
+    async fn save_batch_in_halo(
         &mut self,
-        row: crate::halo::Appointment,
+        rows: &[crate::halo::Appointment],
         kind: WriteKind,
-    ) -> Result<Item<HaloId>, WriteError> {
-        self.journal(
-            Side::Halo,
-            kind,
-            None,
-            &json!({"mailbox": self.mailbox, "agent_id": self.agent_id, "halo_id": row.id}),
-        )?;
-        match self
-            .halo
-            .save_appointments(std::slice::from_ref(&row))
-            .await
-        {
-            Ok(saved) => match saved.into_iter().next() {
-                Some(saved) => self.read_halo(&saved.appointment),
-                None => {
-                    let error = WriteError::Refused("Halo returned no appointment".into());
-                    self.write_failed(&error, true);
-                    Err(error)
+        payload: serde_json::Value,
+    ) -> Vec<Result<Item<HaloId>, WriteError>> {
+        if let Err(error) = self.journal(Side::Halo, kind, None, &payload) {
+            return vec![Err(error); rows.len()];
+        }
+        let may_have_happened = kind == WriteKind::Create;
+        match self.halo.save_appointments(rows).await {
+            Ok(saved) => {
+                let read: Vec<_> = saved
+                    .iter()
+                    .map(|s| self.read_halo(&s.appointment))
+                    .collect();
+                if read.iter().all(Result::is_err)
+                    && let Some(Err(error)) = read.first()
+                {
+                    self.write_failed(&error.clone(), may_have_happened);
                 }
-            },
+                read
+            }
             Err(failure) => {
+                // The requests before the failing one were saved: they are
+                // recorded, the rest are not.
+                let mut read: Vec<_> = failure
+                    .saved
+                    .iter()
+                    .map(|s| self.read_halo(&s.appointment))
+                    .collect();
                 let error = halo_error(failure.error);
-                self.write_failed(&error, false);
-                Err(error)
+                if read.is_empty() {
+                    self.write_failed(&error, false);
+                }
+                read.resize(rows.len(), Err(error));
+                read
             }
         }
     }
@@ -341,56 +358,59 @@ impl Calendars for MailboxSync<'_> {
                 row
             })
             .collect();
-        // One intent for the request. It is finished with the first link;
-        // an appointment made but not yet linked when halosync stops is
-        // paired with its event by the entryid marker on the next run.
         let entries: Vec<&str> = origins.iter().map(|o| o.id.as_str()).collect();
-        if let Err(error) = self.journal(
-            Side::Halo,
-            WriteKind::Create,
-            None,
-            &json!({"mailbox": self.mailbox, "agent_id": self.agent_id, "entryids": entries}),
-        ) {
-            return vec![Err(error); origins.len()];
-        }
-        match self.halo.save_appointments(&rows).await {
-            Ok(saved) => {
-                let read: Vec<_> = saved
-                    .iter()
-                    .map(|s| self.read_halo(&s.appointment))
-                    .collect();
-                // Nothing to link: the intent stays until a replay drops it.
-                if read.iter().all(Result::is_err)
-                    && let Some(Err(error)) = read.first()
-                {
-                    self.write_failed(&error.clone(), true);
-                }
-                read
-            }
-            Err(failure) => {
-                let error = halo_error(failure.error);
-                self.write_failed(&error, false);
-                vec![Err(error); origins.len()]
-            }
-        }
+        let payload =
+            json!({"mailbox": self.mailbox, "agent_id": self.agent_id, "entryids": entries});
+        self.save_batch_in_halo(&rows, WriteKind::Create, payload)
+            .await
     }
 
     async fn update_in_halo(
         &mut self,
-        target: &Synced<HaloId>,
-        content: &Appointment,
-        origin: &Item<GraphId>,
-    ) -> Result<Item<HaloId>, WriteError> {
-        if let Some(owner) = self.owner {
-            // Before the Halo write, so a failure leaves both to the next run.
-            self.carry_to_scheduler(owner, origin).await?;
+        updates: &[HaloUpdate<'_>],
+    ) -> Vec<Result<Item<HaloId>, WriteError>> {
+        let mut results: Vec<Option<Result<Item<HaloId>, WriteError>>> = vec![None; updates.len()];
+        let mut rows = Vec::with_capacity(updates.len());
+        let mut slots = Vec::with_capacity(updates.len());
+        for (slot, update) in updates.iter().enumerate() {
+            if let Some(owner) = self.owner
+                // Before the Halo write, so a failure leaves both to the next run.
+                && let Err(error) = self.carry_to_scheduler(owner, update.origin).await
+            {
+                results[slot] = Some(Err(error));
+                continue;
+            }
+            let mut row = self.settings.halo_mapping.write(
+                Some(update.target.id),
+                self.agent_id,
+                update.content,
+                self.agents,
+            );
+            row.force = Some(true);
+            rows.push(row);
+            slots.push(slot);
         }
-        let mut row =
-            self.settings
-                .halo_mapping
-                .write(Some(target.id), self.agent_id, content, self.agents);
-        row.force = Some(true);
-        self.save_in_halo(row, WriteKind::Update).await
+        if !rows.is_empty() {
+            let ids: Vec<Option<i64>> = rows.iter().map(|row| row.id).collect();
+            let payload =
+                json!({"mailbox": self.mailbox, "agent_id": self.agent_id, "halo_ids": ids});
+            let saved = self
+                .save_batch_in_halo(&rows, WriteKind::Update, payload)
+                .await;
+            for (slot, written) in slots.into_iter().zip(saved) {
+                results[slot] = Some(written);
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(WriteError::Refused(
+                        "Halo answered for fewer appointments than were sent".into(),
+                    ))
+                })
+            })
+            .collect()
     }
 
     async fn delete_in_halo(&mut self, target: &Synced<HaloId>) -> Result<(), WriteError> {
