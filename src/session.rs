@@ -7,8 +7,8 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConnectionConfig, ConnectionKind};
 use crate::graph::auth::{AuthError, Flow, RefreshTokens, StoredRefreshTokens};
 use crate::graph::{GraphClient, GraphClientOptions, GraphError, GraphUpstreams};
-use crate::halo::{Agent, HaloClient, HaloClientOptions, HaloError};
-use crate::http::{HttpError, MemoryRequestLog, RollingBudget, SharedRequestLog};
+use crate::halo::{Agent, HaloClient, HaloClientOptions, HaloError, HaloShared};
+use crate::http::{HttpError, MemoryRequestLog, SharedRequestLog};
 use crate::store::Store;
 use crate::token_cipher::TokenCipher;
 use crate::webhook::GraphClients;
@@ -231,14 +231,14 @@ impl Session {
         Self::open_sharing(config, store, log, None).await
     }
 
-    /// [`Session::open_with`] counting Halo requests against
-    /// `halo_budget` when given (the service's, shared by all its jobs) —
-    /// else against a budget of this session's own.
+    /// [`Session::open_with`] sharing Halo's request budget and token with
+    /// other sessions when `halo` is given (the service's, for all its
+    /// jobs) — else with a budget and token of this session's own.
     pub async fn open_sharing(
         config: &Config,
         store: Option<Arc<Mutex<Store>>>,
         log: SharedRequestLog,
-        halo_budget: Option<Arc<RollingBudget>>,
+        halo: Option<HaloShared>,
     ) -> Result<Self, SessionError> {
         let clock: SharedClock = Arc::new(SystemClock);
         let halo = HaloClient::with_options(
@@ -246,7 +246,7 @@ impl Session {
             log.clone(),
             clock.clone(),
             HaloClientOptions {
-                budget: halo_budget,
+                shared: halo,
                 ..HaloClientOptions::default()
             },
         )?;

@@ -104,7 +104,9 @@ fn the_quick_bench_reports_every_phase_and_beats_the_full_rescan_at_steady_state
         count(&report, "/steady/cycle/requests/graph_batched_items"),
         4
     );
-    // ... and one Halo listing shared by the four agents.
+    // ... and, with the token kept from the cycle before, Halo's agent list
+    // and one listing shared by the four agents.
+    assert_eq!(count(&report, "/steady/cycle/requests/halo"), 2);
     assert_eq!(
         count(
             &report,

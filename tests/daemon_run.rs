@@ -166,6 +166,12 @@ async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
     // A restart finishes the work; nothing is there twice.
     sim.post("faults", &json!({"halo": {"faults": {"latency_ms": 0}}}))
         .await;
+    let halo_sign_ins = |state: &serde_json::Value| {
+        state["requests"]["by_route"]["POST /halo/auth/token"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let signed_in = halo_sign_ins(&sim.state().await);
     let child = start(&sim, &socket_path);
     wait_for(&systemd, "READY=1").await;
     let mut appointments = Vec::new();
@@ -181,6 +187,8 @@ async fn the_service_syncs_on_schedule_and_stops_cleanly_even_mid_sync() {
     assert_eq!(names, expected, "each event imported exactly once");
     // The next pulls find nothing to do, and the metrics show the writes.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // Every pull of the service used the one Halo token.
+    assert_eq!(halo_sign_ins(&sim.state().await) - signed_in, 1);
     assert_eq!(sim.appointments().await.len(), EVENTS as usize);
     assert_eq!(
         sim.events(LEAH).await.len(),

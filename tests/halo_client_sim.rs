@@ -11,9 +11,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use halosync::clock::ShiftedClock;
 use halosync::config::HaloConfig;
 use halosync::halo::{
-    Appointment, AppointmentQuery, HaloClient, HaloClientOptions, HaloError, PAGE_SIZE,
+    Appointment, AppointmentQuery, HaloClient, HaloClientOptions, HaloError, HaloShared, PAGE_SIZE,
 };
-use halosync::http::{MemoryRequestLog, RequestRecord, RetryPolicy, RollingBudget};
+use halosync::http::{MemoryRequestLog, RequestRecord, RetryPolicy};
 use halosync::sim::faults::{FaultAction, FaultRule, FaultSettings};
 use halosync::sim::halo::{HaloFaults, HaloSeed, HaloSim, HaloSimConfig, RateLimit};
 use halosync::sim::token::TokenAuthority;
@@ -662,24 +662,23 @@ async fn the_clients_own_budget_keeps_it_under_halos_limit() {
 }
 
 #[tokio::test]
-async fn clients_sharing_a_budget_keep_under_halos_limit_together() {
+async fn clients_sharing_a_budget_and_a_token_keep_under_halos_limit_together() {
     let harness = start(None).await;
     harness
         .sim
         .set_faults(HaloFaults {
             rate_limit: Some(RateLimit {
-                requests: 4,
+                requests: 3,
                 window_seconds: 1,
             }),
             ..HaloFaults::default()
         })
         .unwrap();
-    // Two clients (two of the service's jobs), three requests a second
-    // between them against Halo's four. Each alone would send three a
-    // second, six together: Halo would answer 429.
-    let mut config = harness.config();
-    config.requests_per_5_minutes = 3;
-    let budget = Arc::new(RollingBudget::new(3, StdDuration::from_secs(1)));
+    // Two clients (two of the service's jobs), two requests a second
+    // between them against Halo's three. Each alone would send two a
+    // second, four together: Halo would answer 429.
+    let config = harness.config();
+    let shared = HaloShared::new(2, StdDuration::from_secs(1));
     let client = || {
         HaloClient::with_options(
             &config,
@@ -687,7 +686,7 @@ async fn clients_sharing_a_budget_keep_under_halos_limit_together() {
             harness.clock.clone(),
             HaloClientOptions {
                 retry: fast_retries(),
-                budget: Some(budget.clone()),
+                shared: Some(shared.clone()),
                 ..HaloClientOptions::default()
             },
         )
@@ -699,9 +698,20 @@ async fn clients_sharing_a_budget_keep_under_halos_limit_together() {
         first.me().await.unwrap();
         second.me().await.unwrap();
     }
+    // One discovery and one token for both, then four calls.
+    let paths = harness.paths();
+    assert_eq!(paths.len(), 6, "{paths:?}");
+    assert_eq!(
+        paths.iter().filter(|p| p.contains("token")).count(),
+        1,
+        "{paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|p| p.contains("authinfo")).count(),
+        1,
+        "{paths:?}"
+    );
     let records = harness.log.records();
-    // Each client's discovery and token, then four calls: eight in all.
-    assert_eq!(records.len(), 8, "{:?}", harness.paths());
     assert!(
         records.iter().all(|r| r.status == Some(200)),
         "{:?}",
@@ -709,7 +719,7 @@ async fn clients_sharing_a_budget_keep_under_halos_limit_together() {
     );
     assert!(
         started.elapsed() >= StdDuration::from_secs(2),
-        "eight requests at three a second take over two seconds: {:?}",
+        "six requests at two a second take over two seconds: {:?}",
         started.elapsed()
     );
 }

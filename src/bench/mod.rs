@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, Environment};
+use crate::halo::HaloShared;
 use crate::sim::faults::FaultSettings;
 use crate::sim::graph::GraphFaults;
 use crate::sim::halo::{HaloFaults, RateLimit};
@@ -117,6 +118,7 @@ pub async fn import_phase(config: &Config) -> Result<ImportChild, BenchError> {
             dry_run: false,
             allow_deletes: false,
         },
+        &strategy::halo_across_cycles(),
     )
     .await?;
     Ok(ImportChild {
@@ -231,6 +233,11 @@ async fn phases(
         run: child.run,
     };
     let store = open_store(&config)?;
+    // Each strategy keeps its Halo token across its cycles, as a service does.
+    let (halo, rescan_halo) = (
+        strategy::halo_across_cycles(),
+        strategy::halo_across_cycles(),
+    );
     // Steady state is a quiet spell: ten minutes pass on the upstreams'
     // clock after the import with nothing changed (Halo's cursor follows
     // Halo's clock, so a cycle within minutes of the import still lists its
@@ -243,13 +250,13 @@ async fn phases(
     let mut warmup = Vec::new();
     while warmup.len() < WARMUP_CYCLES {
         progress(&format!("cycle {} after the import", warmup.len() + 1));
-        warmup.push(cycle(simulator, &config, &store).await?);
+        warmup.push(cycle(simulator, &config, &store, &halo).await?);
     }
     set_latency(simulator, options.latency_ms)?;
 
     let halo_ids = halo_ids(simulator);
     progress("steady state: halosync, then the full-rescan baseline");
-    let steady_cycle = cycle(simulator, &config, &store).await?;
+    let steady_cycle = cycle(simulator, &config, &store, &halo).await?;
     let minimum_graph = size.agents.div_ceil(crate::graph::MAX_BATCH_REQUESTS) as u64;
     let minimum_halo = 1;
     let steady = SteadyFigures {
@@ -258,7 +265,7 @@ async fn phases(
         minimum_graph,
         minimum_halo,
     };
-    let baseline_steady = rescan(simulator, &config, &store, 0).await?;
+    let baseline_steady = rescan(simulator, &config, &store, &rescan_halo, 0).await?;
 
     let churned = size.total().div_ceil(100);
     progress(&format!("churn: {churned} events changed on each side"));
@@ -283,14 +290,14 @@ async fn phases(
             .await
             .map_err(BenchError::Simulator)?;
     }
-    let churn_cycle = cycle(simulator, &config, &store).await?;
+    let churn_cycle = cycle(simulator, &config, &store, &halo).await?;
     let churn_writes = churn_cycle.run.writes as u64;
     let churn = ChurnFigures {
         changed_in_exchange: in_exchange.len(),
         changed_in_halo: in_halo.len(),
         cycle: churn_cycle,
     };
-    let baseline_churn = rescan(simulator, &config, &store, churn_writes).await?;
+    let baseline_churn = rescan(simulator, &config, &store, &rescan_halo, churn_writes).await?;
     let baseline = BaselineFigures {
         steady: baseline_steady,
         churn: baseline_churn,
@@ -328,6 +335,7 @@ async fn cycle(
     simulator: &Simulator,
     config: &Config,
     store: &Arc<Mutex<Store>>,
+    halo: &HaloShared,
 ) -> Result<CycleFigures, BenchError> {
     let before = RequestSnapshot::take(simulator);
     let started = Instant::now();
@@ -340,6 +348,7 @@ async fn cycle(
             dry_run: false,
             allow_deletes: false,
         },
+        halo,
     )
     .await?;
     Ok(CycleFigures {
@@ -354,11 +363,12 @@ async fn rescan(
     simulator: &Simulator,
     config: &Config,
     store: &Arc<Mutex<Store>>,
+    halo: &HaloShared,
     writes: u64,
 ) -> Result<RescanFigures, BenchError> {
     let before = RequestSnapshot::take(simulator);
     let started = Instant::now();
-    let read = strategy::full_rescan(config, store).await?;
+    let read = strategy::full_rescan(config, store, halo).await?;
     let wall_ms = millis(started.elapsed());
     let requests: RequestFigures = RequestSnapshot::take(simulator).since(&before).into();
     Ok(RescanFigures {

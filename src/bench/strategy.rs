@@ -12,7 +12,7 @@ use super::BenchError;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::Config;
 use crate::graph::{GraphClientOptions, GraphUpstreams, Window};
-use crate::halo::{Agent, AppointmentQuery, HaloClient, HaloClientOptions};
+use crate::halo::{Agent, AppointmentQuery, HaloClient, HaloClientOptions, HaloShared};
 use crate::http::{SharedRequestLog, spawn_store_writer};
 use crate::session::{Session, connection_client, refresh_tokens, served_agents};
 use crate::store::Store;
@@ -24,17 +24,24 @@ use crate::sync::run::{AgentOutcome, RunOptions};
 /// baseline: halosync runs its agents one after another.
 pub const BASELINE_PARALLEL_MAILBOXES: usize = 8;
 
-/// A session like the commands open, except that halosync's own Halo budget
-/// is lifted: the bench records Halo's hosted limit instead of enforcing
-/// it, and reports the time it would impose.
+/// What the runs of one strategy share across its cycles, as the service's
+/// jobs do: a Halo token, and a request budget that is lifted — the bench
+/// records Halo's hosted limit instead of enforcing it, and reports the time
+/// it would impose.
+pub fn halo_across_cycles() -> HaloShared {
+    HaloShared::new(u32::MAX, Duration::from_millis(1))
+}
+
+/// A session like the service's jobs open, sharing `halo`.
 async fn open_session(
     config: &Config,
     store: &Arc<Mutex<Store>>,
     log: SharedRequestLog,
+    halo: &HaloShared,
 ) -> Result<Session, BenchError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let options = HaloClientOptions {
-        budget_window: Duration::from_millis(1),
+        shared: Some(halo.clone()),
         ..HaloClientOptions::default()
     };
     let halo = HaloClient::with_options(&config.halo, log.clone(), clock.clone(), options)
@@ -108,10 +115,11 @@ pub async fn halosync_run(
     config: &Config,
     store: &Arc<Mutex<Store>>,
     options: RunOptions,
+    halo: &HaloShared,
 ) -> Result<RunSummary, BenchError> {
     let (log, writer) = spawn_store_writer(store.clone(), 1024);
     let summary = {
-        let session = open_session(config, store, log).await?;
+        let session = open_session(config, store, log, halo).await?;
         let agents = served_agents(config, &session.agents, None).map_err(BenchError::Halosync)?;
         let mut tally = Tally::default();
         tally.0.agents = agents.len();
@@ -155,9 +163,10 @@ fn window(config: &Config) -> Window {
 pub async fn full_rescan(
     config: &Config,
     store: &Arc<Mutex<Store>>,
+    halo: &HaloShared,
 ) -> Result<RescanSummary, BenchError> {
     let log: SharedRequestLog = Arc::new(crate::http::MemoryRequestLog::new());
-    let session = open_session(config, store, log).await?;
+    let session = open_session(config, store, log, halo).await?;
     let agents = served_agents(config, &session.agents, None).map_err(BenchError::Halosync)?;
     let window = window(config);
     let reads = futures_util::stream::iter(agents.iter().map(|agent| {

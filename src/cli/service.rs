@@ -27,10 +27,14 @@ async fn serve(context: Context) -> ExitCode {
     let config = context.config.clone();
     // systemd hears READY=1 only once Halo has given a token: a service
     // that cannot reach Halo is not running, and restarts on its schedule.
-    let halo = match crate::halo::HaloClient::new(
+    let halo = match crate::halo::HaloClient::with_options(
         &config.halo,
         Arc::new(MemoryRequestLog::new()),
         context.clock.clone(),
+        crate::halo::HaloClientOptions {
+            shared: Some(context.halo.clone()),
+            ..Default::default()
+        },
     ) {
         Ok(halo) => halo,
         Err(error) => {
@@ -138,11 +142,16 @@ async fn start_public_listener(
         state
     });
     let sign_ins = if crate::connect::has_sign_ins(config) {
-        crate::connect::service_routes(config.clone(), context.store.clone(), context.clock.clone())
-            .map_err(|error| {
-                eprintln!("halosync: the sign-in pages: {error}");
-                ExitCode::from(exit::CONFIG)
-            })?
+        crate::connect::service_routes(
+            config.clone(),
+            context.store.clone(),
+            context.clock.clone(),
+            context.halo.clone(),
+        )
+        .map_err(|error| {
+            eprintln!("halosync: the sign-in pages: {error}");
+            ExitCode::from(exit::CONFIG)
+        })?
     } else {
         axum::Router::new()
     };

@@ -54,12 +54,18 @@ pub fn service_routes(
     config: std::sync::Arc<Config>,
     store: std::sync::Arc<std::sync::Mutex<crate::store::Store>>,
     clock: crate::clock::SharedClock,
+    halo: crate::halo::HaloShared,
 ) -> Result<axum::Router, ConnectError> {
     // Sign-ins are rare: their requests go to a log in memory.
     let log: crate::http::SharedRequestLog =
         std::sync::Arc::new(crate::http::MemoryRequestLog::new());
-    let halo = crate::halo::HaloClient::new(&config.halo, log.clone(), clock.clone())
-        .map_err(|e| ConnectError::Config(format!("Halo: {e}")))?;
+    let options = crate::halo::HaloClientOptions {
+        shared: Some(halo),
+        ..Default::default()
+    };
+    let halo =
+        crate::halo::HaloClient::with_options(&config.halo, log.clone(), clock.clone(), options)
+            .map_err(|e| ConnectError::Config(format!("Halo: {e}")))?;
     let upstreams = crate::graph::GraphUpstreams::new(log, clock.clone(), &Default::default())
         .map_err(|e| ConnectError::Config(e.to_string()))?;
     Ok(ConnectState::new(config, store, upstreams, Some(halo), clock)?.router())

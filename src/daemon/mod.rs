@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState, Readiness};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, Environment};
-use crate::http::RollingBudget;
+use crate::halo::HaloShared;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
@@ -62,8 +62,8 @@ pub struct Context {
     pub store: SharedStore,
     pub metrics: Metrics,
     pub clock: SharedClock,
-    /// Halo's request limit, for every job's requests together.
-    pub halo_budget: Arc<RollingBudget>,
+    /// Halo's request budget and token, for every job together.
+    pub halo: HaloShared,
 }
 
 impl Context {
@@ -73,19 +73,11 @@ impl Context {
         let store = Store::open(&config.store.path)?;
         Ok(Self {
             store: Arc::new(Mutex::new(store)),
-            halo_budget: Self::halo_budget(&config),
+            halo: HaloShared::for_config(&config.halo),
             config,
             metrics: Metrics::new(),
             clock: Arc::new(SystemClock),
         })
-    }
-
-    /// One budget of `[halo] requests_per_5_minutes` for the whole service.
-    pub fn halo_budget(config: &Config) -> Arc<RollingBudget> {
-        Arc::new(RollingBudget::new(
-            config.halo.requests_per_5_minutes,
-            crate::halo::RATE_LIMIT_WINDOW,
-        ))
     }
 }
 

@@ -155,7 +155,7 @@ async fn sync(
         config,
         Some(context.store.clone()),
         log,
-        Some(context.halo_budget.clone()),
+        Some(context.halo.clone()),
     )
     .await
     {

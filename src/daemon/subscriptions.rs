@@ -62,7 +62,7 @@ impl SubscriptionUpkeep {
             config,
             Some(context.store.clone()),
             log,
-            Some(context.halo_budget.clone()),
+            Some(context.halo.clone()),
         )
         .await
         {

@@ -2,6 +2,7 @@
 //! client-credentials grant, and a cache that refreshes before expiry with
 //! one refresh in flight however many callers need a token.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -52,6 +53,12 @@ pub(super) struct AccessToken {
     refresh_at: DateTime<Utc>,
 }
 
+/// The token a Halo client holds and where it came from, shareable between
+/// clients of the same Halo so that each new one (a service's job opens one
+/// per run) does not discover and sign in again.
+#[derive(Debug, Clone, Default)]
+pub struct TokenCache(Arc<Mutex<State>>);
+
 #[derive(Debug, Default)]
 struct State {
     /// The token endpoint, once discovered.
@@ -65,7 +72,7 @@ pub(super) struct TokenSource {
     credentials: Credentials,
     /// Held across a refresh: callers queue behind the one doing it and then
     /// find its token.
-    state: Mutex<State>,
+    state: TokenCache,
 }
 
 /// `GET /api/authinfo`.
@@ -76,17 +83,17 @@ struct AuthInfo {
 }
 
 impl TokenSource {
-    pub fn new(http: UpstreamClient, credentials: Credentials) -> Self {
+    pub fn new(http: UpstreamClient, credentials: Credentials, cache: TokenCache) -> Self {
         Self {
             http,
             credentials,
-            state: Mutex::new(State::default()),
+            state: cache,
         }
     }
 
     /// A token valid for a while yet, fetched only if the cached one is not.
     pub async fn token(&self) -> Result<AccessToken, HaloError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.state.0.lock().await;
         let now = self.http.clock().now();
         if let Some(token) = state.token.as_ref().filter(|t| now < t.refresh_at) {
             return Ok(token.clone());
@@ -111,7 +118,7 @@ impl TokenSource {
     /// Forgets `rejected` (a token the API refused) so the next call gets a
     /// new one; a token another caller already replaced is left alone.
     pub async fn invalidate(&self, rejected: &AccessToken) {
-        let mut state = self.state.lock().await;
+        let mut state = self.state.0.lock().await;
         if state
             .token
             .as_ref()

@@ -36,7 +36,7 @@ use crate::http::{
     Reply, RequestContext, RetryPolicy, RollingBudget, SharedRequestLog, Timeouts, Upstream,
     UpstreamClient, UpstreamSettings,
 };
-use auth::{Credentials, TokenSource};
+use auth::{Credentials, TokenCache, TokenSource};
 
 /// The window Halo's hosted rate limit is counted over.
 pub const RATE_LIMIT_WINDOW: Duration = Duration::from_secs(300);
@@ -48,10 +48,34 @@ pub struct HaloClientOptions {
     pub retry: RetryPolicy,
     /// The budget is `requests_per_5_minutes` per this window.
     pub budget_window: Duration,
-    /// A budget shared with other clients of the same Halo (the service's
-    /// jobs each open a client, and Halo's limit is for all of them); `None`
-    /// gives this client its own.
-    pub budget: Option<Arc<RollingBudget>>,
+    /// What this client shares with other clients of the same Halo (the
+    /// service's jobs each open one); `None`: its own budget and token.
+    pub shared: Option<HaloShared>,
+}
+
+/// What the clients of one Halo share across a service's jobs: Halo's
+/// request limit is for all of them together, and one token serves them
+/// all (a new client would otherwise discover and sign in again: two of
+/// the few requests a quiet cycle makes).
+#[derive(Debug, Clone)]
+pub struct HaloShared {
+    budget: Arc<RollingBudget>,
+    tokens: TokenCache,
+}
+
+impl HaloShared {
+    /// `requests` per `window` for all the clients.
+    pub fn new(requests: u32, window: Duration) -> Self {
+        Self {
+            budget: Arc::new(RollingBudget::new(requests, window)),
+            tokens: TokenCache::default(),
+        }
+    }
+
+    /// Halo's configured limit, `requests_per_5_minutes`.
+    pub fn for_config(config: &HaloConfig) -> Self {
+        Self::new(config.requests_per_5_minutes, RATE_LIMIT_WINDOW)
+    }
 }
 
 impl Default for HaloClientOptions {
@@ -60,7 +84,7 @@ impl Default for HaloClientOptions {
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
             budget_window: RATE_LIMIT_WINDOW,
-            budget: None,
+            shared: None,
         }
     }
 }
@@ -91,12 +115,13 @@ impl HaloClient {
         let settings = UpstreamSettings {
             timeouts: options.timeouts,
             retry: options.retry,
-            budget: Some(options.budget.unwrap_or_else(|| {
-                Arc::new(RollingBudget::new(
+            budget: Some(match &options.shared {
+                Some(shared) => shared.budget.clone(),
+                None => Arc::new(RollingBudget::new(
                     config.requests_per_5_minutes,
                     options.budget_window,
-                ))
-            })),
+                )),
+            }),
             error_text: Some(error_text),
             ..UpstreamSettings::new(Upstream::Halo)
         };
@@ -104,6 +129,7 @@ impl HaloClient {
         let auth = Arc::new(TokenSource::new(
             http.clone(),
             Credentials::from_config(config),
+            options.shared.map(|s| s.tokens).unwrap_or_default(),
         ));
         Ok(Self {
             http,

@@ -18,6 +18,7 @@ use futures_util::future::BoxFuture;
 use halosync::clock::{Clock, SharedClock};
 use halosync::config::{self, Config, Environment};
 use halosync::daemon::{Context, JobName, JobOutcome, JobRunner};
+use halosync::halo::HaloShared;
 use halosync::metrics::Metrics;
 use halosync::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,7 +78,7 @@ pub fn context(dir: &Path, schedules: &[(JobName, &str)], clock: SharedClock) ->
     let config = config(dir, schedules);
     let store = Store::open(&config.store.path).expect("open store");
     Context {
-        halo_budget: Context::halo_budget(&config),
+        halo: HaloShared::for_config(&config.halo),
         config: Arc::new(config),
         store: Arc::new(Mutex::new(store)),
         metrics: Metrics::new(),
