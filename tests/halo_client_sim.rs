@@ -131,6 +131,19 @@ impl Harness {
             .unwrap_or_default()
     }
 
+    /// Halo's own limit: `requests` a second.
+    fn halo_allows_per_second(&self, requests: usize) {
+        self.sim
+            .set_faults(HaloFaults {
+                rate_limit: Some(RateLimit {
+                    requests,
+                    window_seconds: 1,
+                }),
+                ..HaloFaults::default()
+            })
+            .unwrap();
+    }
+
     fn paths(&self) -> Vec<String> {
         self.log
             .records()
@@ -585,16 +598,7 @@ async fn delete_removes_the_appointment_with_ignoreexchangedelete() {
 #[tokio::test]
 async fn a_429_from_halo_backs_off_and_the_calls_succeed() {
     let harness = start(None).await;
-    harness
-        .sim
-        .set_faults(HaloFaults {
-            rate_limit: Some(RateLimit {
-                requests: 3,
-                window_seconds: 1,
-            }),
-            ..HaloFaults::default()
-        })
-        .unwrap();
+    harness.halo_allows_per_second(3);
     // The client's own budget is set far above the simulator's so Halo's
     // 429 is what it meets.
     let mut config = harness.config();
@@ -625,16 +629,7 @@ async fn a_429_from_halo_backs_off_and_the_calls_succeed() {
 #[tokio::test]
 async fn the_clients_own_budget_keeps_it_under_halos_limit() {
     let harness = start(None).await;
-    harness
-        .sim
-        .set_faults(HaloFaults {
-            rate_limit: Some(RateLimit {
-                requests: 4,
-                window_seconds: 1,
-            }),
-            ..HaloFaults::default()
-        })
-        .unwrap();
+    harness.halo_allows_per_second(4);
     // Three requests per second against Halo's four: Halo never says 429.
     let mut config = harness.config();
     config.requests_per_5_minutes = 3;
@@ -664,16 +659,7 @@ async fn the_clients_own_budget_keeps_it_under_halos_limit() {
 #[tokio::test]
 async fn clients_sharing_a_budget_and_a_token_keep_under_halos_limit_together() {
     let harness = start(None).await;
-    harness
-        .sim
-        .set_faults(HaloFaults {
-            rate_limit: Some(RateLimit {
-                requests: 3,
-                window_seconds: 1,
-            }),
-            ..HaloFaults::default()
-        })
-        .unwrap();
+    harness.halo_allows_per_second(3);
     // Two clients (two of the service's jobs), two requests a second
     // between them against Halo's three. Each alone would send two a
     // second, four together: Halo would answer 429.

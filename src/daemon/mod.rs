@@ -33,7 +33,9 @@ use crate::admin::{self, AdminState, Readiness};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, Environment};
 use crate::halo::HaloShared;
+use crate::http::SharedRequestLog;
 use crate::metrics::Metrics;
+use crate::session::{Session, SessionError};
 use crate::store::{Store, StoreError};
 
 use executor::Executor;
@@ -78,6 +80,18 @@ impl Context {
             metrics: Metrics::new(),
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// A session for one job: the database's sign-ins, `log` for its
+    /// requests, and the service's Halo budget and token.
+    pub async fn session(&self, log: SharedRequestLog) -> Result<Session, SessionError> {
+        Session::open_sharing(
+            &self.config,
+            Some(self.store.clone()),
+            log,
+            Some(self.halo.clone()),
+        )
+        .await
     }
 }
 

@@ -29,7 +29,7 @@ use super::{Context, JobName, JobOutcome, JobRunner, prune};
 use crate::halo::Agent;
 use crate::http::{RequestLogSink, RequestRecord, SharedRequestLog, spawn_store_writer};
 use crate::metrics::ActionKind;
-use crate::session::{Session, served_agents};
+use crate::session::served_agents;
 use crate::sync::agents::{AgentResult, Reporter, run_agents};
 use crate::sync::plan::{Action, Reason, Side};
 use crate::sync::run::{AgentOutcome, Mode, Pass, RunOptions};
@@ -151,14 +151,7 @@ async fn sync(
 ) -> JobOutcome {
     let config = &context.config;
     let (log, writer) = metered_log(context);
-    let outcome = match Session::open_sharing(
-        config,
-        Some(context.store.clone()),
-        log,
-        Some(context.halo.clone()),
-    )
-    .await
-    {
+    let outcome = match context.session(log).await {
         Err(error) => JobOutcome::Failed {
             error: error.to_string(),
         },

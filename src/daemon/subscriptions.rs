@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::{Context, JobOutcome};
 use crate::graph::{GraphClientOptions, GraphUpstreams};
 use crate::http::SharedRequestLog;
-use crate::session::{ConnectionClients, Session, refresh_tokens, served_agents};
+use crate::session::{ConnectionClients, refresh_tokens, served_agents};
 use crate::webhook::{
     self, GraphClients, SubscriptionManager, SubscriptionSettings, WebhookQueue, served_mailboxes,
 };
@@ -58,14 +58,7 @@ impl SubscriptionUpkeep {
     /// subscriptions in step with those served.
     pub async fn run(&self, context: &Context, log: SharedRequestLog) -> JobOutcome {
         let config = &context.config;
-        let session = match Session::open_sharing(
-            config,
-            Some(context.store.clone()),
-            log,
-            Some(context.halo.clone()),
-        )
-        .await
-        {
+        let session = match context.session(log).await {
             Ok(session) => session,
             Err(error) => {
                 return JobOutcome::Failed {

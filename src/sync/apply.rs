@@ -256,22 +256,36 @@ async fn update_batch_in_halo<'a, S: Calendars + Links + Send>(
     sync: &mut S,
 ) -> Vec<(&'a Action, Result<(), String>)> {
     let updates: Vec<HaloUpdate<'_>> = batch.iter().filter_map(updates_in_halo).collect();
-    let mut written = sync.update_in_halo(&updates).await.into_iter();
+    let written = sync.update_in_halo(&updates).await;
+    record_halo_batch(batch, written, sync, |action| {
+        match (action, updates_in_halo(action)) {
+            (Action::Update { link, .. }, Some(update)) => {
+                Some((Some(*link), update.origin.synced(), Origin::Matched))
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Records each action of `batch` whose Halo write (`written`: one result
+/// per action, in order) was made. `linking` says, for an action, the link
+/// to save, the Exchange side it pairs with and where the pair came from.
+fn record_halo_batch<'a, S: Links>(
+    batch: &'a [Action],
+    written: Vec<Result<Item<HaloId>, WriteError>>,
+    sync: &mut S,
+    linking: impl Fn(&Action) -> Option<(Option<LinkId>, Synced<GraphId>, Origin)>,
+) -> Vec<(&'a Action, Result<(), String>)> {
+    let mut written = written.into_iter();
     batch
         .iter()
         .map(|action| {
-            let (Action::Update { link, .. }, Some(update)) = (action, updates_in_halo(action))
-            else {
-                return (action, Err("not an update of Halo".to_owned()));
+            let Some((link, graph, origin)) = linking(action) else {
+                return (action, Err("not a write of this batch".to_owned()));
             };
             let result = match written.next() {
                 Some(Ok(halo)) => sync
-                    .save(
-                        Some(*link),
-                        Some(halo.synced()),
-                        Some(update.origin.synced()),
-                        Origin::Matched,
-                    )
+                    .save(link, Some(halo.synced()), Some(graph), origin)
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
                 Some(Err(error)) => Err(error.to_string()),
@@ -301,30 +315,15 @@ async fn create_batch_in_halo<'a, S: Calendars + Links + Send>(
     sync: &mut S,
 ) -> Vec<(&'a Action, Result<(), String>)> {
     let origins: Vec<&Item<GraphId>> = batch.iter().filter_map(creates_in_halo).collect();
-    let mut created = sync.create_in_halo(&origins).await.into_iter();
-    batch
-        .iter()
-        .map(|action| {
-            let (Action::Create { link, .. }, Some(origin)) = (action, creates_in_halo(action))
-            else {
-                return (action, Err("not a create in Halo".to_owned()));
-            };
-            let result = match created.next() {
-                Some(Ok(halo)) => sync
-                    .save(
-                        *link,
-                        Some(halo.synced()),
-                        Some(origin.synced()),
-                        Origin::Exchange,
-                    )
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Some(Err(error)) => Err(error.to_string()),
-                None => Err("Halo answered for fewer appointments than were sent".to_owned()),
-            };
-            (action, result)
-        })
-        .collect()
+    let created = sync.create_in_halo(&origins).await;
+    record_halo_batch(batch, created, sync, |action| {
+        match (action, creates_in_halo(action)) {
+            (Action::Create { link, .. }, Some(origin)) => {
+                Some((*link, origin.synced(), Origin::Exchange))
+            }
+            _ => None,
+        }
+    })
 }
 
 async fn apply_one<S: Calendars + Links + Send>(
