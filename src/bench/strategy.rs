@@ -9,12 +9,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::BenchError;
-use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::graph::{GraphClientOptions, GraphUpstreams, Window};
-use crate::halo::{Agent, AppointmentQuery, HaloClient, HaloClientOptions, HaloShared};
+use crate::graph::Window;
+use crate::halo::{Agent, AppointmentQuery, HaloShared};
 use crate::http::{SharedRequestLog, spawn_store_writer};
-use crate::session::{Session, connection_client, refresh_tokens, served_agents};
+use crate::session::{Session, connection_client, served_agents};
 use crate::store::Store;
 use crate::sync::agents::{AgentResult, Reporter, run_agents};
 use crate::sync::run::{AgentOutcome, RunOptions};
@@ -39,28 +39,9 @@ async fn open_session(
     log: SharedRequestLog,
     halo: &HaloShared,
 ) -> Result<Session, BenchError> {
-    let clock: SharedClock = Arc::new(SystemClock);
-    let options = HaloClientOptions {
-        shared: Some(halo.clone()),
-        ..HaloClientOptions::default()
-    };
-    let halo = HaloClient::with_options(&config.halo, log.clone(), clock.clone(), options)
-        .map_err(|e| BenchError::Halosync(format!("Halo client: {e}")))?;
-    let agents = halo
-        .agents()
+    Session::open_sharing(config, Some(store.clone()), log, Some(halo.clone()))
         .await
-        .map_err(|e| BenchError::Halosync(format!("Halo agents: {e}")))?;
-    let upstreams = GraphUpstreams::new(log, clock.clone(), &GraphClientOptions::default())
-        .map_err(|e| BenchError::Halosync(e.to_string()))?;
-    let tokens =
-        refresh_tokens(config, &clock, Some(store.clone())).map_err(BenchError::Halosync)?;
-    Ok(Session {
-        clock,
-        halo,
-        agents,
-        upstreams,
-        tokens,
-    })
+        .map_err(|e| BenchError::Halosync(e.to_string()))
 }
 
 /// What one halosync run over every served agent did.

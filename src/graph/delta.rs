@@ -144,15 +144,13 @@ impl GraphClient {
                 url
             }
         };
-        Ok(DeltaPages {
-            client: self.clone(),
-            mailbox: mailbox.to_string(),
+        Ok(self.delta_pages(
+            mailbox,
             window,
-            max_page_size: max_page_size.unwrap_or(PAGE_SIZE),
-            first: None,
-            next: Some(first),
-            followed: FollowedLinks::default(),
-        })
+            max_page_size.unwrap_or(PAGE_SIZE),
+            None,
+            Some(first),
+        ))
     }
 
     /// The delta round of `mailbox` whose first page was read ahead.
@@ -162,13 +160,26 @@ impl GraphClient {
         window: Window,
         first: &FirstDeltaPage,
     ) -> DeltaPages {
+        self.delta_pages(mailbox, window, PAGE_SIZE, Some(first.page.clone()), None)
+    }
+
+    /// A round that serves `first` (a page already read), then fetches from
+    /// `next`.
+    fn delta_pages(
+        &self,
+        mailbox: &str,
+        window: Window,
+        max_page_size: u32,
+        first: Option<Page<Event>>,
+        next: Option<Url>,
+    ) -> DeltaPages {
         DeltaPages {
             client: self.clone(),
             mailbox: mailbox.to_string(),
             window,
-            max_page_size: PAGE_SIZE,
-            first: Some(first.page.clone()),
-            next: None,
+            max_page_size,
+            first,
+            next,
             followed: FollowedLinks::default(),
         }
     }

@@ -112,16 +112,13 @@ impl HaloClient {
         clock: SharedClock,
         options: HaloClientOptions,
     ) -> Result<Self, HaloError> {
+        let shared = options.shared.unwrap_or_else(|| {
+            HaloShared::new(config.requests_per_5_minutes, options.budget_window)
+        });
         let settings = UpstreamSettings {
             timeouts: options.timeouts,
             retry: options.retry,
-            budget: Some(match &options.shared {
-                Some(shared) => shared.budget.clone(),
-                None => Arc::new(RollingBudget::new(
-                    config.requests_per_5_minutes,
-                    options.budget_window,
-                )),
-            }),
+            budget: Some(shared.budget),
             error_text: Some(error_text),
             ..UpstreamSettings::new(Upstream::Halo)
         };
@@ -129,7 +126,7 @@ impl HaloClient {
         let auth = Arc::new(TokenSource::new(
             http.clone(),
             Credentials::from_config(config),
-            options.shared.map(|s| s.tokens).unwrap_or_default(),
+            shared.tokens,
         ));
         Ok(Self {
             http,

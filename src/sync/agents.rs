@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::halo_map::AgentDirectory;
-use super::observe::ReadAhead;
-use super::run::{AgentOutcome, AgentRun, Engine, RunOptions};
+use super::observe::{ReadAhead, SharedHalo};
+use super::run::{AgentOutcome, AgentRun, Engine, IncrementalStart, RunOptions};
 use crate::config::{Config, ConnectionKind};
 use crate::graph::FirstDeltaPage;
 use crate::halo::Agent;
@@ -74,9 +74,14 @@ pub async fn run_agents(
             .collect(),
     )
     .with_owner_overrides(&config.connections);
-    let shared_halo = engine.shared_halo(agents, options);
-    let mut first_delta_pages =
-        read_delta_pages_ahead(config, session, &engine, agents, options).await;
+    let starts = engine.incremental_starts(agents, options);
+    let shared_halo = SharedHalo::new(
+        starts
+            .iter()
+            .map(|start| (start.agent_id, start.halo_cursor)),
+        engine.window,
+    );
+    let mut first_delta_pages = read_delta_pages_ahead(config, session, &starts).await;
     let mut verdict = Verdict::default();
     for (n, agent) in agents.iter().enumerate() {
         if n > 0 && !reporter.progress(0, 0) {
@@ -155,24 +160,24 @@ pub async fn run_agents(
 async fn read_delta_pages_ahead(
     config: &Config,
     session: &Session,
-    engine: &Engine<'_>,
-    agents: &[&Agent],
-    options: RunOptions,
+    starts: &[IncrementalStart],
 ) -> HashMap<String, FirstDeltaPage> {
     let mut pages = HashMap::new();
     for connection in &config.connections {
         if connection.kind == ConnectionKind::PerAgent {
             continue;
         }
-        let served = agents.iter().filter_map(|agent| {
-            let mailbox = agent.mailbox()?;
-            let first = config
-                .connections
-                .iter()
-                .find(|c| c.agents.serves(&mailbox))?;
-            (first.name == connection.name).then_some((agent.id, mailbox))
-        });
-        let links = engine.delta_links(served, options);
+        let links: Vec<(String, String)> = starts
+            .iter()
+            .filter(|start| {
+                config
+                    .connections
+                    .iter()
+                    .find(|c| c.agents.serves(&start.mailbox))
+                    .is_some_and(|serving| serving.name == connection.name)
+            })
+            .filter_map(|start| Some((start.mailbox.clone(), start.delta_link.clone()?)))
+            .collect();
         if links.len() < 2 {
             continue;
         }

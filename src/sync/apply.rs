@@ -167,27 +167,18 @@ pub async fn apply_with<S: Calendars + Links + Send>(
     let mut actions = halo_updates_together(actions).into_iter().peekable();
     let mut done = 0;
     while let Some(action) = actions.next() {
-        let creates = creates_in_halo(&action).is_some();
-        if creates || updates_in_halo(&action).is_some() {
-            // Consecutive writes of one kind to Halo go in one request.
-            let same_kind = |a: &Action| {
-                if creates {
-                    creates_in_halo(a).is_some()
-                } else {
-                    updates_in_halo(a).is_some()
-                }
-            };
+        if let Some(kind) = HaloSave::of(&action) {
+            // Consecutive saves of one kind in Halo go in one request.
             let mut batch = vec![action];
             while batch.len() < HALO_SAVE_BATCH
-                && let Some(next) = actions.next_if(same_kind)
+                && let Some(next) = actions.next_if(|a| HaloSave::of(a) == Some(kind))
             {
                 batch.push(next);
             }
             done += batch.len();
-            let results = if creates {
-                create_batch_in_halo(&batch, sync).await
-            } else {
-                update_batch_in_halo(&batch, sync).await
+            let results = match kind {
+                HaloSave::Create => create_batch_in_halo(&batch, sync).await,
+                HaloSave::Update => update_batch_in_halo(&batch, sync).await,
             };
             for (action, result) in results {
                 match result {
@@ -216,6 +207,25 @@ pub async fn apply_with<S: Calendars + Links + Send>(
 
 /// Halo appointments saved per request: the Halo client's own batch.
 const HALO_SAVE_BATCH: usize = crate::halo::SAVE_BATCH_SIZE;
+
+/// The actions saved in Halo several to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HaloSave {
+    Create,
+    Update,
+}
+
+impl HaloSave {
+    fn of(action: &Action) -> Option<Self> {
+        if creates_in_halo(action).is_some() {
+            Some(Self::Create)
+        } else if updates_in_halo(action).is_some() {
+            Some(Self::Update)
+        } else {
+            None
+        }
+    }
+}
 
 /// `actions` with every update of Halo moved up to the first, so they go in
 /// as few requests as possible. Each action concerns its own link, so the

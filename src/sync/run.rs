@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use super::apply::{Applied, apply_with};
 use super::engine::{MailboxSync, WriteSettings};
 use super::halo_map::AgentDirectory;
-use super::observe::{Cursors, Details, ObserveError, Observer, ReadAhead, SharedHalo};
+use super::observe::{Cursors, Details, ObserveError, Observer, ReadAhead};
 use super::owner::OwnerOverride;
 use super::plan::{Action, Plan, Policy, Side, Source, plan};
 use super::replay::Replayed;
@@ -84,6 +84,15 @@ pub struct AgentRun {
     /// Items left out, with why.
     pub unsynced: Vec<String>,
     pub outcome: AgentOutcome,
+}
+
+/// Where an agent's incremental run starts, as saved by the last one.
+#[derive(Debug, Clone)]
+pub struct IncrementalStart {
+    pub agent_id: i64,
+    pub mailbox: String,
+    pub halo_cursor: chrono::DateTime<chrono::Utc>,
+    pub delta_link: Option<String>,
 }
 
 /// What every agent's run shares.
@@ -313,32 +322,14 @@ impl<'a> Engine<'a> {
         run
     }
 
-    /// The Halo listings `agents` share in an incremental sync: those with
-    /// a cursor whose cursors are close ([`SharedHalo`]).
-    pub fn shared_halo(&self, agents: &[&Agent], options: RunOptions) -> SharedHalo {
-        if options.pass == Pass::Full || options.mode != Mode::Sync {
-            return SharedHalo::default();
-        }
-        let Ok(store) = self.store.lock() else {
-            return SharedHalo::default();
-        };
-        let cursors = agents.iter().filter_map(|agent| {
-            match store.halo_cursor(agent.id, HALO_CURSOR_SCOPE) {
-                Ok(cursor) => cursor.map(|at| (agent.id, at)),
-                // The agent's own run reports it.
-                Err(_) => None,
-            }
-        });
-        SharedHalo::new(cursors, self.window)
-    }
-
-    /// The saved delta link of each of `mailboxes` whose run will be
-    /// incremental, to read the first pages of their rounds ahead.
-    pub fn delta_links(
+    /// Where each of `agents` whose run will be incremental starts (an
+    /// incremental sync, and a Halo cursor saved): what a run reads ahead
+    /// once for all of them ([`SharedHalo`], batched delta pages).
+    pub fn incremental_starts(
         &self,
-        mailboxes: impl IntoIterator<Item = (i64, String)>,
+        agents: &[&Agent],
         options: RunOptions,
-    ) -> Vec<(String, String)> {
+    ) -> Vec<IncrementalStart> {
         if options.pass == Pass::Full || options.mode != Mode::Sync {
             return Vec::new();
         }
@@ -346,15 +337,19 @@ impl<'a> Engine<'a> {
             return Vec::new();
         };
         let window = (self.window.start, self.window.end);
-        mailboxes
-            .into_iter()
-            .filter(|(agent_id, _)| {
-                matches!(store.halo_cursor(*agent_id, HALO_CURSOR_SCOPE), Ok(Some(_)))
-            })
-            .filter_map(|(_, mailbox)| match store.delta_link(&mailbox, window) {
-                Ok(Some(link)) => Some((mailbox, link)),
-                // The agent's own run reads (or reports) it.
-                _ => None,
+        agents
+            .iter()
+            .filter_map(|agent| {
+                let mailbox = agent.mailbox()?;
+                // A cursor that cannot be read is the agent's own run to report.
+                let halo_cursor = store.halo_cursor(agent.id, HALO_CURSOR_SCOPE).ok()??;
+                let delta_link = store.delta_link(&mailbox, window).ok().flatten();
+                Some(IncrementalStart {
+                    agent_id: agent.id,
+                    mailbox,
+                    halo_cursor,
+                    delta_link,
+                })
             })
             .collect()
     }
